@@ -1,0 +1,3 @@
+from mims.app import main
+
+main()

@@ -1,0 +1,143 @@
+"""Blueprint file -> validated Blueprint, or every problem at once with file:line:column."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mims.blueprint.model import (
+    COUNTRY_PATTERN,
+    DNS_LABEL_PATTERN,
+    HOSTNAME_PATTERN,
+    ORIGIN_PATTERN,
+    Blueprint,
+    cross_checks,
+)
+from mims.errors import InvalidInput, Problem
+from mims.yamlsource import SourceDoc, load_yaml, type_name
+
+
+@dataclass(frozen=True)
+class LoadedBlueprint:
+    path: Path
+    blueprint: Blueprint
+    source: SourceDoc
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the blueprint (entries, contexts) are resolved against."""
+        return self.path.parent
+
+
+def load_blueprint(path: Path) -> LoadedBlueprint:
+    source = load_yaml(path)
+    blueprint = validate_data(source)
+    return LoadedBlueprint(path=path, blueprint=blueprint, source=source)
+
+
+def validate_data(source: SourceDoc) -> Blueprint:
+    try:
+        blueprint = Blueprint.model_validate(source.data)
+    except ValidationError as exc:
+        raise InvalidInput(pydantic_problems(exc, source, Blueprint)) from None
+    problems = [source.problem(path, message) for path, message in cross_checks(blueprint)]
+    if problems:
+        raise InvalidInput(problems)
+    return blueprint
+
+
+def pydantic_problems(exc: ValidationError, source: SourceDoc, model: type[BaseModel]) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            allowed = allowed_keys(model, loc[:-1])
+            message = f"unknown key `{loc[-1]}`"
+            guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            if guess:
+                message += f"; did you mean `{guess[0]}`?"
+            elif allowed:
+                message += f"; allowed keys: {', '.join(allowed)}"
+            problems.append(source.problem(loc, message, key=True))
+            continue
+        if kind == "missing":
+            message = f"required key `{loc[-1]}` is missing"
+            problems.append(source.problem(loc[:-1], message, key=True))
+            continue
+        message = _clean(error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, "))
+        if kind == "string_pattern_mismatch":
+            pattern = (error.get("ctx") or {}).get("pattern", "")
+            message = PATTERN_HINTS.get(pattern, message)
+        if kind not in ("value_error", "assertion_error"):
+            given = error.get("input")
+            if isinstance(given, (dict, list)) or given is None:
+                message += f" (got {type_name(given)})"
+            elif len(repr(given)) <= 60:
+                message += f" (got {given!r})"
+        if kind == "literal_error" and isinstance(error.get("input"), str):
+            options = [str(v) for v in (error.get("ctx") or {}).get("expected", "").replace("'", "").split(" or ")]
+            guess = difflib.get_close_matches(error["input"], options, n=1, cutoff=0.6)
+            if guess:
+                message += f"; did you mean `{guess[0]}`?"
+        problems.append(source.problem(loc, message))
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+
+
+PATTERN_HINTS = {
+    DNS_LABEL_PATTERN: "must be a DNS label: lowercase letters, digits and `-`, starting with a letter",
+    COUNTRY_PATTERN: "must be an ISO 3166-1 alpha-2 country code in capitals, e.g. `NL`",
+    HOSTNAME_PATTERN: "must be a lowercase DNS name such as `data.example.org`",
+    ORIGIN_PATTERN: "must be an origin such as `https://maps.example.org` (scheme and host, no path)",
+}
+
+
+def _clean(msg: str) -> str:
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts validator names such as 'function-after[...]' into locs of unions
+    return isinstance(part, str) and ("[" in part and part.endswith("]"))
+
+
+def allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model found by walking `loc` through annotations (for did-you-mean)."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) in (list, tuple):
+            current = (typing.get_args(current) or (Any,))[0]
+        elif typing.get_origin(current) is dict:
+            current = (typing.get_args(current) or (Any, Any))[1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation

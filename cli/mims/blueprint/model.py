@@ -1,0 +1,231 @@
+"""The blueprint model. Every user-facing mapping forbids unknown keys so typos never pass silently."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+HOSTNAME_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+ORIGIN_PATTERN = r"^https?://[^\s/]+$"
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=24)]
+Hostname = Annotated[str, StringConstraints(max_length=200, pattern=HOSTNAME_PATTERN)]
+Profile = Literal["minimal-50k", "standard"]
+PROFILES: tuple[str, ...] = ("minimal-50k", "standard")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class City(Strict):
+    """Who the platform is for; `name` becomes part of every namespace, so it is a DNS label."""
+
+    name: DnsLabel = Field(description="DNS-safe short name, e.g. `alderbrook`; prefixes namespaces.")
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="Name shown to people, e.g. on the algorithm register page.")
+    country: Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)] = Field(
+        description="ISO 3166-1 alpha-2 country code, e.g. `NL`.")
+
+
+class Budget(Strict):
+    profile: Profile = Field("minimal-50k", description="Sizing profile for every component.")
+    cap_eur: int = Field(50_000, gt=0, le=100_000_000,
+                         description="Spending cap in EUR for the first year (staff, software, hardware).")
+
+
+class Cluster(Strict):
+    """Where the platform goes. `sim` is a simulated API server for trying and CI; `context` any cluster."""
+
+    target: Literal["sim", "kind", "context"] = Field("sim", description="Kind of cluster to deploy to.")
+    context: str | None = Field(None, description="kubeconfig context name; required when target is `context`.")
+
+    @model_validator(mode="after")
+    def _context_matches_target(self) -> Cluster:
+        if self.target == "context" and not self.context:
+            raise ValueError("target `context` needs `context: <kubeconfig context name>`")
+        if self.target != "context" and self.context:
+            raise ValueError(f"`context` is only used with target `context` (target is `{self.target}`)")
+        return self
+
+
+class Tls(Strict):
+    """How HTTPS reaches the gateway."""
+
+    mode: Literal["none", "external", "secret"] = Field(
+        "external",
+        description="`external`: TLS ends before the gateway (load balancer, ingress); `secret`: the "
+                    "gateway serves the kubernetes.io/tls Secret named by `secret_name`; `none`: plain "
+                    "HTTP, for local trials only.")
+    secret_name: DnsLabel | None = Field(None, description="TLS Secret in the gateway namespace (mode `secret`).")
+
+    @model_validator(mode="after")
+    def _secret_matches_mode(self) -> Tls:
+        if self.mode == "secret" and not self.secret_name:
+            raise ValueError("mode `secret` needs `secret_name: <name of a kubernetes.io/tls Secret>`")
+        if self.mode != "secret" and self.secret_name:
+            raise ValueError(f"`secret_name` is only used with mode `secret` (mode is `{self.mode}`)")
+        return self
+
+
+class IamOptions(Strict):
+    realm: DnsLabel | None = Field(None, description="Keycloak realm name; defaults to the city name.")
+
+
+class DataModelsOptions(Strict):
+    contexts_dir: str | None = Field(
+        None, description="Folder (relative to the blueprint) of extra JSON-LD @context files (`*.jsonld`) to serve.")
+
+
+class IngestionOptions(Strict):
+    device_users: list[DnsLabel] = Field(
+        default_factory=list, max_length=200,
+        description="MQTT user names for devices; passwords are generated at deploy time.")
+
+
+class CatalogueOptions(Strict):
+    site_title: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, description="Title of the catalogue site; defaults to `<display name> open data`.")
+
+
+class AiRegistryOptions(Strict):
+    entries_dir: str = Field(
+        "algorithms", description="Folder (relative to the blueprint) of register entries, one YAML file each.")
+
+
+class GatewayOptions(Strict):
+    cors_origins: list[Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN)]] = Field(
+        default_factory=list, description="Origins allowed to call the public APIs from a browser.")
+
+
+class MonitoringOptions(Strict):
+    retention_days: int | None = Field(None, ge=1, le=3650,
+                                       description="Prometheus retention; defaults to the profile's value.")
+
+
+class Iam(Strict):
+    enabled: bool = True
+    implementation: Literal["keycloak"] = "keycloak"
+    options: IamOptions = IamOptions()
+
+
+class Broker(Strict):
+    enabled: bool = True
+    implementation: Literal["orion-ld", "scorpio"] = "orion-ld"
+
+
+class DataModels(Strict):
+    """MIM2: the city's JSON-LD @context documents, served over HTTP."""
+
+    enabled: bool = True
+    implementation: Literal["context-server"] = "context-server"
+    options: DataModelsOptions = DataModelsOptions()
+
+
+class Ingestion(Strict):
+    enabled: bool = True
+    implementation: Literal["iotagent-json"] = "iotagent-json"
+    options: IngestionOptions = IngestionOptions()
+
+
+class Catalogue(Strict):
+    enabled: bool = True
+    implementation: Literal["ckan"] = "ckan"
+    options: CatalogueOptions = CatalogueOptions()
+
+
+class AiRegistry(Strict):
+    enabled: bool = True
+    implementation: Literal["ats-register"] = "ats-register"
+    options: AiRegistryOptions = AiRegistryOptions()
+
+
+class Gateway(Strict):
+    enabled: bool = True
+    implementation: Literal["nginx-oauth2-proxy"] = "nginx-oauth2-proxy"
+    options: GatewayOptions = GatewayOptions()
+
+
+class Monitoring(Strict):
+    enabled: bool = True
+    implementation: Literal["prometheus-grafana"] = "prometheus-grafana"
+    options: MonitoringOptions = MonitoringOptions()
+
+
+class Components(Strict):
+    """One section per component; every component is on unless `enabled: false`."""
+
+    iam: Iam = Iam()
+    broker: Broker = Broker()
+    data_models: DataModels = DataModels()
+    ingestion: Ingestion = Ingestion()
+    catalogue: Catalogue = Catalogue()
+    ai_registry: AiRegistry = AiRegistry()
+    gateway: Gateway = Gateway()
+    monitoring: Monitoring = Monitoring()
+
+
+class IngressController(Strict):
+    enabled: bool = False
+    implementation: Literal["traefik"] = "traefik"
+
+
+class Addons(Strict):
+    """Cluster-wide software installed only when asked for."""
+
+    ingress_controller: IngressController = IngressController()
+
+
+class OverrideTarget(Strict):
+    kind: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]*$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    namespace: str | None = None
+
+
+class Override(Strict):
+    """An integrator's patch on one rendered object, applied as a JSON merge patch (RFC 7386)."""
+
+    target: OverrideTarget
+    patch: dict[str, Any] = Field(description="Merge patch; `null` removes a key, lists are replaced.")
+
+
+class Blueprint(Strict):
+    """A city's MIMs platform."""
+
+    version: Literal[1] = Field(description="Blueprint format version; always 1 for now.")
+    city: City
+    domain: Hostname = Field(description="DNS domain under which the public APIs live, e.g. `data.example.org`.")
+    environment: DnsLabel = Field("prod", description="Environment name, e.g. `prod`, `test`; part of stack names.")
+    budget: Budget = Budget()
+    cluster: Cluster = Cluster()
+    tls: Tls = Tls()
+    components: Components = Components()
+    addons: Addons = Addons()
+    overrides: list[Override] = Field(default_factory=list)
+
+    def enabled_components(self) -> dict[str, Any]:
+        """Enabled component sections keyed by their chart component id (`ai-registry`, not `ai_registry`)."""
+        return {name.replace("_", "-"): section
+                for name, section in self.components
+                if section.enabled}
+
+
+# Which components a component cannot work without, and why. Checked after the model validates.
+REQUIRES: dict[str, tuple[str, str]] = {
+    "gateway": ("iam", "the gateway checks OIDC tokens issued by the city's realm"),
+    "ingestion": ("broker", "the IoT agent writes measurements to the context broker"),
+}
+
+
+def cross_checks(blueprint: Blueprint) -> list[tuple[tuple[str, ...], str]]:
+    """Rules across sections, returned as (field path, message) pairs."""
+    enabled = blueprint.enabled_components()
+    problems = []
+    for component, (needed, why) in REQUIRES.items():
+        if component in enabled and needed not in enabled:
+            problems.append((("components", component.replace("-", "_"), "enabled"),
+                             f"`{component}` needs `{needed}` enabled: {why}; enable "
+                             f"components.{needed} or disable components.{component}"))
+    return problems

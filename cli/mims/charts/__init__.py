@@ -1,0 +1,1 @@
+"""Charts: per-component metadata plus Jinja2 templates of Kubernetes objects."""

@@ -1,0 +1,178 @@
+"""chart.yaml: what a chart is, which MIMs it serves, its images, sizes, endpoints and network flows."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from mims.blueprint.model import PROFILES, Profile
+from mims.charts.quantity import bytes_of, cpu_millicores
+from mims.errors import ChartError
+from mims.yamlsource import load_yaml
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
+Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Image(Strict):
+    repository: str
+    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _no_floating_tag(self) -> Image:
+        if self.tag in ("latest", "stable", "main", "master"):
+            raise ValueError(f"tag `{self.tag}` moves; pin an explicit version")
+        return self
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
+
+
+class Resources(Strict):
+    cpu: Quantity
+    memory: Quantity
+
+
+class Size(Strict):
+    replicas: int = Field(1, ge=0, le=20)
+    requests: Resources
+    limits: Resources
+    storage: Quantity | None = None
+    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Size:
+        if cpu_millicores(self.limits.cpu) < cpu_millicores(self.requests.cpu):
+            raise ValueError("limits.cpu is below requests.cpu")
+        if bytes_of(self.limits.memory) < bytes_of(self.requests.memory):
+            raise ValueError("limits.memory is below requests.memory")
+        return self
+
+
+class Endpoint(Strict):
+    """A service other components (or the public, through the gateway) call."""
+
+    name: Name
+    workload: Name
+    port: int = Field(ge=1, le=65535)
+    description: str
+    public: bool = Field(False, description="routed by the gateway under `host.<domain>`")
+    host: Name | None = None
+    path: str = "/"
+    writes_need_token: bool = Field(True, description="POST/PUT/PATCH/DELETE need an OIDC token")
+
+    @model_validator(mode="after")
+    def _public_needs_host(self) -> Endpoint:
+        if self.public and not self.host:
+            raise ValueError("a public endpoint needs `host`")
+        return self
+
+
+class MetricsTarget(Strict):
+    workload: Name
+    port: int = Field(ge=1, le=65535)
+    path: str = "/metrics"
+
+
+class Flow(Strict):
+    """Traffic inside the chart's namespace, from one workload to another."""
+
+    source: Name = Field(alias="from")
+    to: Name
+    port: int = Field(ge=1, le=65535)
+
+
+class Call(Strict):
+    """Traffic to another component's endpoint (`component/endpoint`), or `*` for every public one."""
+
+    source: Name = Field(alias="from")
+    endpoint: Annotated[str, StringConstraints(pattern=r"^(\*|[a-z-]+/[a-z-]+)$")]
+
+
+class Network(Strict):
+    flows: list[Flow] = Field(default_factory=list)
+    calls: list[Call] = Field(default_factory=list)
+    open: list[MetricsTarget] = Field(default_factory=list, description="reachable from anywhere")
+    scrapes: Name | None = Field(None, description="this workload scrapes every metrics target")
+
+
+class Licence(Strict):
+    software: str
+    licence: str
+
+
+class ChartMeta(Strict):
+    name: Name
+    component: Name
+    implementation: Name
+    version: str
+    description: str
+    mims: list[Literal["MIM1", "MIM2", "MIM3", "MIM4", "MIM5", "MIM6", "MIM7", "framework"]]
+    licences: list[Licence]
+    images: dict[Name, Image]
+    workloads: dict[Name, dict[Profile, Size]] = Field(default_factory=dict)
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    metrics: list[MetricsTarget] = Field(default_factory=list)
+    network: Network = Network()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChartMeta:
+        for workload, sizes in self.workloads.items():
+            missing = [p for p in PROFILES if p not in sizes]
+            if missing:
+                raise ValueError(f"workload `{workload}` has no size for profile(s) {', '.join(missing)}")
+        known = set(self.workloads)
+        named = ([e.workload for e in self.endpoints] + [m.workload for m in self.metrics]
+                 + [f.source for f in self.network.flows] + [f.to for f in self.network.flows]
+                 + [c.source for c in self.network.calls] + [o.workload for o in self.network.open]
+                 + ([self.network.scrapes] if self.network.scrapes else []))
+        unknown = sorted(set(named) - known)
+        if unknown:
+            raise ValueError(f"unknown workload(s) {', '.join(unknown)}; declare them under `workloads`")
+        return self
+
+
+class Chart:
+    """A chart folder: `chart.yaml`, `templates/*.yaml.j2`, optional `files/` for config file templates."""
+
+    def __init__(self, path: Path, meta: ChartMeta):
+        self.path = path
+        self.meta = meta
+
+    @classmethod
+    def load(cls, path: Path) -> Chart:
+        source = load_yaml(path / "chart.yaml")
+        try:
+            meta = ChartMeta.model_validate(source.data)
+        except ValidationError as exc:
+            from mims.blueprint.loader import pydantic_problems
+            raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, ChartMeta))) from None
+        return cls(path, meta)
+
+    @cached_property
+    def templates(self) -> list[str]:
+        """Template names relative to the charts root, in a stable order."""
+        folder = self.path / "templates"
+        return sorted(f"{self.path.name}/templates/{p.name}" for p in folder.glob("*.yaml.j2"))
+
+
+def load_charts(root: Path) -> dict[tuple[str, str], Chart]:
+    """Every chart under `root`, keyed by (component, implementation)."""
+    charts: dict[tuple[str, str], Chart] = {}
+    for chart_yaml in sorted(root.glob("*/chart.yaml")):
+        chart = Chart.load(chart_yaml.parent)
+        key = (chart.meta.component, chart.meta.implementation)
+        if key in charts:
+            raise ChartError(f"{chart_yaml}: implementation {key[1]!r} of {key[0]!r} is also in "
+                             f"{charts[key].path}")
+        charts[key] = chart
+    return charts

@@ -1,0 +1,203 @@
+"""Blueprint -> Kubernetes objects per stack. Pure: no cluster, no network, no Pulumi."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from mims import paths
+from mims.blueprint.loader import LoadedBlueprint
+from mims.charts.footprint import Footprint, footprint_of
+from mims.charts.meta import Chart, load_charts
+from mims.charts.network import network_policies
+from mims.charts.overrides import apply_overrides, unmatched_overrides
+from mims.errors import ChartError
+from mims.stacks import Stack, load_stacks
+
+FOUNDATION = "foundation"
+SECRET_GENERATE_ANNOTATION = "mims.io/generate"
+COMMON_LABELS = {"app.kubernetes.io/part-of": "mims", "app.kubernetes.io/managed-by": "mims"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass", "StorageClass",
+                  "CustomResourceDefinition", "PriorityClass"}
+
+
+@dataclass
+class StackRender:
+    stack: Stack
+    objects: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Rendering:
+    loaded: LoadedBlueprint
+    stacks: list[StackRender]
+    charts: dict[str, Chart]
+    footprints: dict[str, Footprint]
+
+    def objects(self) -> list[dict]:
+        return [obj for stack in self.stacks for obj in stack.objects]
+
+    def total(self) -> Footprint:
+        total = Footprint()
+        for fp in self.footprints.values():
+            total.add(fp)
+        return total
+
+
+@dataclass(frozen=True)
+class ResolvedEndpoint:
+    component: str
+    namespace: str
+    name: str
+    workload: str
+    port: int
+    description: str
+    public: bool
+    host: str | None
+    path: str
+    writes_need_token: bool
+
+    @property
+    def service_host(self) -> str:
+        return f"{self.workload}.{self.namespace}.svc.cluster.local"
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://{self.service_host}:{self.port}"
+
+
+class Renderer:
+    """Holds the charts, stacks and Jinja environment so many blueprints render without reloading."""
+
+    def __init__(self, charts_root: Path | None = None, stacks_root: Path | None = None):
+        self.charts_root = charts_root or paths.charts_dir()
+        self.stacks = load_stacks(stacks_root or paths.stacks_dir())
+        self.charts = load_charts(self.charts_root)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.charts_root)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+        self.env.filters["quote"] = lambda v: json.dumps(v, ensure_ascii=False)
+        self.env.filters["to_json"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent,
+                                                                         sort_keys=True)
+        self.env.globals["file"] = _render_file
+
+    def chart_for(self, component: str, implementation: str) -> Chart:
+        try:
+            return self.charts[(component, implementation)]
+        except KeyError:
+            raise ChartError(f"no chart for component `{component}` implementation `{implementation}` "
+                             f"under {self.charts_root}") from None
+
+    def render(self, loaded: LoadedBlueprint) -> Rendering:
+        from mims.charts.inputs import component_inputs
+
+        bp = loaded.blueprint
+        sections = bp.enabled_components()
+        if bp.addons.ingress_controller.enabled:
+            sections["ingress-controller"] = bp.addons.ingress_controller
+        charts = {c: self.chart_for(c, s.implementation) for c, s in sections.items()}
+        namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
+        endpoints = {
+            f"{c}/{e.name}": ResolvedEndpoint(c, namespaces[c], e.name, e.workload, e.port, e.description,
+                                              e.public, e.host, e.path, e.writes_need_token)
+            for c, chart in charts.items() for e in chart.meta.endpoints
+        }
+        metrics = [{"component": c, "namespace": namespaces[c], "workload": m.workload, "port": m.port,
+                    "path": m.path} for c, chart in charts.items() for m in chart.meta.metrics]
+        shared = {
+            "blueprint": bp, "city": bp.city, "domain": bp.domain, "environment": bp.environment,
+            "profile": bp.budget.profile, "tls": bp.tls, "namespaces": namespaces,
+            "enabled": sorted(charts), "endpoints": endpoints, "metrics_targets": metrics,
+        }
+        policies = network_policies(charts, namespaces)
+
+        owned: list[tuple[str, dict]] = []
+        for component, chart in charts.items():
+            context = dict(shared, **self._chart_context(chart, component, namespaces[component], sections[component]))
+            context.update(component_inputs(component, loaded, context))
+            for obj in self._render_chart(chart, context) + policies.get(component, []):
+                owned.append((component, obj))
+
+        objects = [obj for _, obj in owned]
+        matched = apply_overrides(loaded, objects)
+        owned = [(component, obj) for (component, _), obj in zip(owned, objects)]
+        footprints = {c: footprint_of([o for oc, o in owned if oc == c]) for c in charts}
+
+        # The foundation (namespaces, quotas) is sized from what the components turned out to need.
+        foundation = self.chart_for(FOUNDATION, "default")
+        context = dict(shared, **self._chart_context(foundation, FOUNDATION, None, None), footprints=footprints)
+        foundation_objects = self._render_chart(foundation, context)
+        matched |= apply_overrides(loaded, foundation_objects, skip=matched)
+        unmatched_overrides(loaded, matched)
+        owned = [(FOUNDATION, o) for o in foundation_objects] + owned
+
+        stacks = []
+        for stack in self.stacks:
+            members = set(stack.components)
+            stacks.append(StackRender(stack, [o for c, o in owned if c in members]))
+        return Rendering(loaded, stacks, charts, footprints)
+
+    @staticmethod
+    def _chart_context(chart: Chart, component: str, namespace: str | None, section: Any) -> dict:
+        return {
+            "chart": chart.meta,
+            "component": component,
+            "namespace": namespace,
+            "options": getattr(section, "options", None),
+            "images": {name: image.ref for name, image in chart.meta.images.items()},
+            "image_digests": {name: bool(image.digest) for name, image in chart.meta.images.items()},
+        }
+
+    def _render_chart(self, chart: Chart, context: dict) -> list[dict]:
+        profile = context["profile"]
+        context["sizes"] = {w: by_profile[profile] for w, by_profile in chart.meta.workloads.items()}
+        objects = []
+        for template_name in chart.templates:
+            try:
+                text = self.env.get_template(template_name).render(context)
+            except jinja2.TemplateError as exc:
+                where = f"{getattr(exc, 'filename', None) or template_name}:{getattr(exc, 'lineno', '?')}"
+                raise ChartError(f"{where}: {exc}") from None
+            try:
+                docs = list(yaml.load_all(text, Loader=_Loader))
+            except yaml.YAMLError as exc:
+                raise ChartError(f"{template_name} rendered invalid YAML: {exc}") from None
+            for doc in docs:
+                if doc is None:
+                    continue
+                if not isinstance(doc, dict) or "kind" not in doc or "metadata" not in doc:
+                    raise ChartError(f"{template_name} rendered something that is not a Kubernetes object")
+                objects.append(_finish(doc, context))
+        return objects
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _finish(obj: dict, context: dict) -> dict:
+    meta = obj["metadata"]
+    if obj["kind"] not in CLUSTER_SCOPED and context["namespace"] and "namespace" not in meta:
+        meta["namespace"] = context["namespace"]
+    labels = meta.setdefault("labels", {})
+    for key, value in COMMON_LABELS.items():
+        labels.setdefault(key, value)
+    labels.setdefault("mims.io/city", context["city"].name)
+    labels.setdefault("mims.io/component", context["component"])
+    return obj
+
+
+@jinja2.pass_context
+def _render_file(ctx: jinja2.runtime.Context, name: str) -> str:
+    """Render `files/<name>` of the current chart with the same context (config files in ConfigMaps)."""
+    folder = ctx.name.split("/", 1)[0]
+    return ctx.environment.get_template(f"{folder}/files/{name}").render(ctx.get_all())

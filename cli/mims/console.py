@@ -1,0 +1,22 @@
+"""Where output goes: results (and `--json`) to stdout, progress and problems to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def interactive() -> bool:
+    """Prompts only when a person is at a terminal."""
+    return sys.stdin.isatty()

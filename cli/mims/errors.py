@@ -1,0 +1,57 @@
+"""Failure kinds. Each maps to one exit code in `mims.app`; nothing else decides exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a user file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "column": self.column, "field": self.field,
+                "message": self.message}
+
+
+class MimsError(Exception):
+    """Base of every error mims reports to the user without a traceback."""
+
+    exit_code = 1
+
+
+@dataclass
+class InvalidInput(MimsError):
+    """A blueprint, register entry or option is wrong; all problems found are listed at once."""
+
+    problems: list[Problem] = field(default_factory=list)
+    exit_code = 1
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class ChartError(MimsError):
+    """A chart or stack definition shipped with mims (or supplied by an integrator) is broken."""
+
+    exit_code = 3
+
+
+class UsageError(MimsError):
+    """The command line itself is wrong in a way Typer cannot see (e.g. an existing output dir)."""
+
+    exit_code = 2

@@ -1,0 +1,28 @@
+"""Where the data folders (charts, stacks, blueprints) live: inside the wheel, or in a checkout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_root() -> Path:
+    override = os.environ.get("MIMS_DATA_DIR")
+    if override:
+        return Path(override)
+    packaged = Path(__file__).parent / "_data"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2]
+
+
+def charts_dir() -> Path:
+    return data_root() / "charts"
+
+
+def stacks_dir() -> Path:
+    return data_root() / "stacks"
+
+
+def blueprints_dir() -> Path:
+    return data_root() / "blueprints"

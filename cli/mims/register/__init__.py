@@ -1,0 +1,1 @@
+"""MIM5: the city's algorithm register (Eurocities Algorithmic Transparency Standard v0.3.1)."""
