@@ -1,0 +1,69 @@
+"""Shared fixtures: the example blueprints, rendering helpers, and temporary blueprint files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mims import paths
+from mims.blueprint import load_blueprint
+from mims.charts.render import Renderer, Rendering
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = sorted((paths.blueprints_dir() / "examples").glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+@pytest.fixture(scope="session")
+def rendered_examples(renderer: Renderer) -> dict[str, Rendering]:
+    return {path.stem: renderer.render(load_blueprint(path)) for path in EXAMPLES}
+
+
+@pytest.fixture
+def write_blueprint(tmp_path: Path):
+    """Write a blueprint (a dict, merged over the small-city example, or raw text) and return its path."""
+
+    def write(content: dict | str, name: str = "blueprint.yaml") -> Path:
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            base = yaml.safe_load((paths.blueprints_dir() / "examples" / "small-city.yaml").read_text())
+            path.write_text(yaml.safe_dump(_merge(base, content), sort_keys=False))
+        examples_algorithms = paths.blueprints_dir() / "examples" / "algorithms"
+        if not (tmp_path / "algorithms").exists() and examples_algorithms.is_dir():
+            (tmp_path / "algorithms").symlink_to(examples_algorithms)
+        return path
+
+    return write
+
+
+def _merge(base, patch):
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            out[key] = _merge(base.get(key), value)
+        return out
+    return patch
+
+
+def find(rendering: Rendering, kind: str, name: str, namespace: str | None = None) -> dict:
+    hits = [o for o in rendering.objects()
+            if o["kind"] == kind and o["metadata"]["name"] == name
+            and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    assert len(hits) == 1, f"expected one {kind} {name}, found {len(hits)}"
+    return hits[0]
+
+
+def pod_specs(rendering: Rendering):
+    """(object, pod spec) for every object that creates pods."""
+    for obj in rendering.objects():
+        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            yield obj, obj["spec"]["template"]["spec"]
