@@ -114,7 +114,10 @@ class Renderer:
         }
         metrics = [{"component": c, "namespace": namespaces[c], "workload": m.workload, "port": m.port,
                     "path": m.path} for c, chart in charts.items() for m in chart.meta.metrics]
+        scheme = "http" if bp.tls.mode == "none" else "https"
         shared = {
+            "scheme": scheme,
+            "public_url": lambda host, path="/": f"{scheme}://{host}.{bp.domain}{path}",
             "blueprint": bp, "city": bp.city, "domain": bp.domain, "environment": bp.environment,
             "profile": bp.budget.profile, "tls": bp.tls, "namespaces": namespaces,
             "enabled": sorted(charts), "endpoints": endpoints, "metrics_targets": metrics,
