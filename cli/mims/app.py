@@ -10,6 +10,7 @@ import typer
 from mims import __version__
 from mims.commands import blueprint as blueprint_commands
 from mims.commands import render as render_commands
+from mims.commands import schema as schema_commands
 from mims.console import err
 from mims.errors import InvalidInput, MimsError
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 blueprint_commands.register(app)
 render_commands.register(app)
+schema_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -195,15 +195,16 @@ class Blueprint(Strict):
     """A city's MIMs platform."""
 
     version: Literal[1] = Field(description="Blueprint format version; always 1 for now.")
-    city: City
+    city: City = Field(description="Who the platform is for.")
     domain: Hostname = Field(description="DNS domain under which the public APIs live, e.g. `data.example.org`.")
     environment: DnsLabel = Field("prod", description="Environment name, e.g. `prod`, `test`; part of stack names.")
-    budget: Budget = Budget()
-    cluster: Cluster = Cluster()
-    tls: Tls = Tls()
-    components: Components = Components()
-    addons: Addons = Addons()
-    overrides: list[Override] = Field(default_factory=list)
+    budget: Budget = Field(Budget(), description="Sizing profile and spending cap.")
+    cluster: Cluster = Field(Cluster(), description="Where the platform is deployed.")
+    tls: Tls = Field(Tls(), description="How HTTPS reaches the gateway.")
+    components: Components = Field(Components(), description="One section per platform component.")
+    addons: Addons = Field(Addons(), description="Optional cluster-wide software.")
+    overrides: list[Override] = Field(
+        default_factory=list, description="Integrators' merge patches on rendered objects, applied last.")
 
     def enabled_components(self) -> dict[str, Any]:
         """Enabled component sections keyed by their chart component id (`ai-registry`, not `ai_registry`)."""

@@ -1,0 +1,25 @@
+"""`mims schema`: the blueprint JSON Schema (for editors and CI), or its Markdown reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mims.blueprint.schema import json_schema_text, markdown_reference
+
+
+def register(app: typer.Typer) -> None:
+    app.command("schema")(schema)
+
+
+def schema(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown reference instead."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the blueprint JSON Schema generated from the model."""
+    text = markdown_reference() if markdown else json_schema_text()
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
