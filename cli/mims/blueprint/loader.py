@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -102,9 +103,13 @@ def _clean(msg: str) -> str:
     return msg[0].lower() + msg[1:] if msg else msg
 
 
+_UNION_TAG = re.compile(r"(function-(after|before|wrap|plain)|tagged-union|union|nullable|lax-or-strict|"
+                        r"json-or-python|chain|constrained-\w+|literal|list|dict|str|int|float|bool)\[.*\]")
+
+
 def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts validator names such as 'function-after[...]' into locs of unions
-    return isinstance(part, str) and ("[" in part and part.endswith("]"))
+    """pydantic puts schema names such as `function-after[...]` into the locations of union members."""
+    return isinstance(part, str) and _UNION_TAG.fullmatch(part) is not None
 
 
 def allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:

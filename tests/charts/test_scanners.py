@@ -1,0 +1,76 @@
+"""External scanners on the rendered examples: checkov (zero failed checks) and
+kubernetes-validate --strict against Kubernetes 1.33, the oldest version mims supports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mims.charts.output import write_rendering
+from tests.conftest import REPO
+
+OLDEST_KUBERNETES = "1.33.0"
+pytestmark = pytest.mark.scanners
+
+
+def tool(name: str) -> str:
+    """Path of a scanner; CI installs them all, so only a developer's machine may skip."""
+    found = os.environ.get(f"MIMS_{name.upper().replace('-', '_')}") or shutil.which(name)
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run installs it")
+        pytest.skip(f"{name} is not installed (scripts/test installs it)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def rendered_dirs(rendered_examples, tmp_path_factory) -> dict[str, Path]:
+    dirs = {}
+    for name, rendering in rendered_examples.items():
+        target = tmp_path_factory.mktemp("rendered") / name
+        write_rendering(rendering, target)
+        dirs[name] = target
+    return dirs
+
+
+def test_checkov_finds_no_failed_check(rendered_dirs):
+    checkov = tool("checkov")
+    for name, folder in rendered_dirs.items():
+        run = subprocess.run([checkov, "-d", str(folder), "--framework", "kubernetes", "--skip-download",
+                              "-o", "json", "--quiet"], capture_output=True, text=True, timeout=600)
+        reports = json.loads(run.stdout)
+        reports = reports if isinstance(reports, list) else [reports]
+        failed = [(f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]]
+        assert failed == [], f"{name}: {failed}"
+        assert sum(r["summary"]["passed"] for r in reports) > 100
+
+
+def test_every_object_validates_strictly_against_oldest_kubernetes(rendered_dirs):
+    validate = tool("kubernetes-validate")
+    for name, folder in rendered_dirs.items():
+        files = sorted(str(p) for p in folder.glob("*/*.yaml"))
+        run = subprocess.run([validate, "--strict", "-k", OLDEST_KUBERNETES, "--quiet", *files],
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, f"{name}:\n{run.stdout}\n{run.stderr}"
+
+
+def test_documented_checkov_skips_match_the_rendered_ones(rendered_examples):
+    """docs/security.md lists every skip with its reason; the list must be the real one."""
+    rendered = set()
+    for rendering in rendered_examples.values():
+        for obj in rendering.objects():
+            for key, value in ((obj["metadata"].get("annotations")) or {}).items():
+                if key.startswith("checkov.io/skip"):
+                    check = value.split("=", 1)[0]
+                    rendered.add((obj["kind"], obj["metadata"]["name"], check))
+    text = (REPO / "docs" / "security.md").read_text()
+    documented = set(re.findall(r"^\| (\w+) \| `([-\w]+)` \| (CKV\w+) \|", text, flags=re.M))
+    assert documented == rendered
+    count = re.search(r"(\d+) skips? in all", text)
+    assert count and int(count.group(1)) == len(rendered)
