@@ -28,6 +28,15 @@ def test_validate_reports_problems_on_stderr_without_traceback(cli):
     assert "7 problems found" in err and "Traceback" not in err
 
 
+def test_validate_json_lists_problems_on_stdout(cli):
+    code, out, _ = cli("validate", FIXTURES / "blueprints" / "typo-key.yaml", "--json")
+    report = json.loads(out)
+    assert code == 1 and report["valid"] is False
+    assert report["problems"][1] == {"file": str(FIXTURES / "blueprints" / "typo-key.yaml"), "line": 4,
+                                     "column": 3, "field": "city.display_nme",
+                                     "message": "unknown key `display_nme`; did you mean `display_name`?"}
+
+
 def test_init_writes_a_blueprint_that_validates(cli, tmp_path):
     target = tmp_path / "city.yaml"
     code, _, err = cli("init", target, "--city", "riverton", "--display-name", "Riverton", "--country", "DE",

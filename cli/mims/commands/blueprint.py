@@ -11,7 +11,7 @@ from mims.blueprint.starter import StarterAnswers, write_starter
 from mims.charts.output import summary
 from mims.charts.render import Renderer
 from mims.console import err, interactive, out, print_json
-from mims.errors import UsageError
+from mims.errors import InvalidInput, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +50,12 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
 ) -> None:
     """Check a blueprint, its register entries and @context files, and that it renders."""
-    rendering = Renderer().render(load_blueprint(blueprint))
+    try:
+        rendering = Renderer().render(load_blueprint(blueprint))
+    except InvalidInput as exc:
+        if as_json:
+            print_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+        raise
     result = summary(rendering)
     if as_json:
         print_json({"valid": True} | result)
