@@ -88,7 +88,7 @@ def test_scraper_reaches_every_metrics_port(fixture_renderer, platform):
 def test_call_to_a_disabled_component_is_dropped(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     egress = find(rendering, "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
-    assert [rule["ports"][0]["port"] for rule in egress] == [1026]
+    assert sorted(rule["ports"][0]["port"] for rule in egress) == [443, 1026]
 
 
 def test_disabling_a_component_removes_its_objects_and_flows(fixture_renderer, platform):
@@ -158,3 +158,12 @@ def test_objects_are_grouped_by_stack_in_dependency_order(fixture_renderer, plat
     by_stack = {s.stack.name: {o["metadata"].get("namespace") for o in s.objects} for s in rendering.stacks}
     assert by_stack["ingestion"] == {"testville-ingestion"}
     assert {o["kind"] for o in rendering.stacks[0].objects} >= {"Namespace", "ResourceQuota"}
+
+
+def test_external_egress_opens_only_the_named_ports(fixture_renderer, platform):
+    rendering = render(fixture_renderer, platform())
+    egress = find(rendering, "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
+    assert {"ports": [{"protocol": "TCP", "port": 443}],
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]} in egress
+    assert not any("ipBlock" in str(rule) for rule in
+                   find(rendering, "NetworkPolicy", "allow-ingress-api")["spec"]["ingress"])

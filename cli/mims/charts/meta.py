@@ -98,8 +98,17 @@ class Call(Strict):
     endpoint: Annotated[str, StringConstraints(pattern=r"^(\*|[a-z-]+/[a-z-]+)$")]
 
 
+class External(Strict):
+    """Traffic leaving the cluster (or to the Kubernetes API), which no pod selector can name."""
+
+    source: Name = Field(alias="from")
+    ports: list[int] = Field(min_length=1)
+    reason: str = Field(min_length=10, description="why the workload needs it; shown in docs and reviews")
+
+
 class Network(Strict):
     flows: list[Flow] = Field(default_factory=list)
+    external: list[External] = Field(default_factory=list)
     calls: list[Call] = Field(default_factory=list)
     open: list[MetricsTarget] = Field(default_factory=list, description="reachable from anywhere")
     scrapes: Name | None = Field(None, description="this workload scrapes every metrics target")
@@ -134,6 +143,7 @@ class ChartMeta(Strict):
         named = ([e.workload for e in self.endpoints] + [m.workload for m in self.metrics]
                  + [f.source for f in self.network.flows] + [f.to for f in self.network.flows]
                  + [c.source for c in self.network.calls] + [o.workload for o in self.network.open]
+                 + [e.source for e in self.network.external]
                  + ([self.network.scrapes] if self.network.scrapes else []))
         unknown = sorted(set(named) - known)
         if unknown:

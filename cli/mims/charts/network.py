@@ -45,6 +45,9 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> di
                 connect(component, call.source, target_component, endpoint.workload, endpoint.port)
         for opening in net.open:
             ingress[(component, opening.workload)].add(Peer(None, None, opening.port))
+        for external in net.external:
+            for port in external.ports:
+                egress[(component, external.source)].add(Peer(None, None, port))
         if net.scrapes:
             for target_component, target in charts.items():
                 for metric in target.meta.metrics:
@@ -70,6 +73,8 @@ def _policy(namespace: str, workload: str, direction: str, peers: set[Peer]) -> 
             if peer_ns != namespace:
                 selector["namespaceSelector"] = {"matchLabels": {NS_LABEL: peer_ns}}
             rule["from" if direction == "Ingress" else "to"] = [selector]
+        elif direction == "Egress":
+            rule["to"] = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
         rules.append(rule)
     return {
         "apiVersion": "networking.k8s.io/v1",
