@@ -1,0 +1,143 @@
+"""The `scorpio` broker chart: the Scorpio all-in-one runner (in-memory messaging) on PostgreSQL + PostGIS."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mims.blueprint import load_blueprint
+from mims.charts.quantity import bytes_of
+from tests.conftest import find
+
+ONLY_BROKER = {name: {"enabled": False} for name in
+               ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}
+
+
+@pytest.fixture
+def render(write_blueprint, renderer):
+    def run(profile: str = "minimal-50k"):
+        patch = {"budget": {"profile": profile},
+                 "components": {**ONLY_BROKER, "broker": {"enabled": True, "implementation": "scorpio"}}}
+        return renderer.render(load_blueprint(write_blueprint(patch)))
+    return run
+
+
+def pod_of(rendering, kind: str, name: str) -> dict:
+    return find(rendering, kind, name)["spec"]["template"]["spec"]
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def wrapper(container: dict) -> str:
+    assert container["command"] == ["/bin/sh", "-c"]
+    return container["args"][0]
+
+
+def test_broker_reaches_its_database_by_service_name(render):
+    rendering = render()
+    [scorpio] = pod_of(rendering, "Deployment", "scorpio")["containers"]
+    env = env_of(scorpio)
+    assert (env["DBHOST"], env["DBPORT"]) == ("broker-db", "5432")
+    service = find(rendering, "Service", "broker-db", "alderbrook-broker")
+    assert [p["port"] for p in service["spec"]["ports"]] == [5432]
+
+
+def test_database_and_user_match_what_postgres_creates(render):
+    rendering = render()
+    [scorpio] = pod_of(rendering, "Deployment", "scorpio")["containers"]
+    [postgres] = pod_of(rendering, "StatefulSet", "broker-db")["containers"]
+    assert (env_of(scorpio)["DBNAME"], env_of(scorpio)["DBUSER"]) == \
+        (env_of(postgres)["POSTGRES_DB"], env_of(postgres)["POSTGRES_USER"])
+
+
+def test_database_is_postgis(render):
+    [postgres] = pod_of(render(), "StatefulSet", "broker-db")["containers"]
+    assert postgres["image"].startswith("docker.io/postgis/postgis:18-")
+
+
+def test_db_password_reaches_the_broker_only_through_a_file(render):
+    rendering = render()
+    pod = pod_of(rendering, "Deployment", "scorpio")
+    [scorpio] = pod["containers"]
+    assert "DBPASS" not in env_of(scorpio) and not any("valueFrom" in e for e in scorpio["env"])
+    script = wrapper(scorpio)
+    assert 'DBPASS="$(cat /run/secrets/db/password)"' in script and "export DBPASS" in script
+    [secret] = [v["secret"] for v in pod["volumes"] if "secret" in v]
+    assert secret == {"secretName": "broker-db-credentials", "defaultMode": 0o440}
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"] >= 10000
+    [postgres] = pod_of(rendering, "StatefulSet", "broker-db")["containers"]
+    assert env_of(postgres)["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db/password"
+
+
+@pytest.mark.parametrize("profile", ["minimal-50k", "standard"])
+def test_jvm_heap_leaves_room_under_the_memory_limit(render, profile):
+    [scorpio] = pod_of(render(profile), "Deployment", "scorpio")["containers"]
+    heap = re.search(r"-Xmx(\S+)", wrapper(scorpio)).group(1)
+    limit = bytes_of(scorpio["resources"]["limits"]["memory"])
+    assert 0.5 * limit <= bytes_of(heap.replace("g", "Gi").replace("m", "Mi")) <= 0.7 * limit
+
+
+def test_runs_the_images_quarkus_jar(render):
+    [scorpio] = pod_of(render(), "Deployment", "scorpio")["containers"]
+    last = wrapper(scorpio).splitlines()[-1].split()
+    assert last[:2] == ["exec", "java"] and last[-2:] == ["-jar", "/usr/src/scorpio/quarkus-run.jar"]
+    assert "-XX:+ExitOnOutOfMemoryError" in last
+
+
+def test_quarkus_health_probes(render):
+    [scorpio] = pod_of(render(), "Deployment", "scorpio")["containers"]
+    assert scorpio["startupProbe"]["httpGet"]["path"] == "/q/health/started"
+    assert scorpio["readinessProbe"]["httpGet"]["path"] == "/q/health/ready"
+    assert scorpio["livenessProbe"]["httpGet"]["path"] == "/q/health/live"
+
+
+def test_read_only_root_with_a_writable_tmp(render):
+    pod = pod_of(render(), "Deployment", "scorpio")
+    [scorpio] = pod["containers"]
+    assert scorpio["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in scorpio["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+
+
+def test_ngsi_ld_endpoint_matches_the_cross_chart_contract(render):
+    rendering = render()
+    [endpoint] = [e for e in rendering.charts["broker"].meta.endpoints if e.name == "ngsi-ld"]
+    assert (endpoint.workload, endpoint.port, endpoint.public, endpoint.host, endpoint.path,
+            endpoint.writes_need_token) == ("scorpio", 9090, True, "api", "/ngsi-ld/", True)
+    service = find(rendering, "Service", "scorpio")
+    assert [p["port"] for p in service["spec"]["ports"]] == [9090]
+
+
+def test_no_kafka_the_broker_talks_only_to_its_database_and_the_contexts(render):
+    rendering = render()
+    [scorpio] = pod_of(rendering, "Deployment", "scorpio")["containers"]
+    assert not {"BUSHOST", "BOOTSTRAP_SERVERS"} & set(env_of(scorpio))
+    egress = find(rendering, "NetworkPolicy", "allow-egress-scorpio")["spec"]["egress"]
+    targets = sorted((rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+                      rule["ports"][0]["port"]) for rule in egress)
+    assert targets == [("broker-db", 5432), ("context-server", 8080)]
+
+
+def test_only_the_broker_may_reach_the_database(render):
+    ingress = find(render(), "NetworkPolicy", "allow-ingress-broker-db")["spec"]["ingress"]
+    assert ingress == [{"ports": [{"protocol": "TCP", "port": 5432}],
+                        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scorpio"}}}]}]
+
+
+@pytest.mark.parametrize("profile", ["minimal-50k", "standard"])
+def test_one_instance_because_the_in_memory_runner_cannot_scale_out(render, profile):
+    deployment = find(render(profile), "Deployment", "scorpio")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_minimal_profile_sizes(render):
+    footprint = render().footprints["broker"]
+    assert footprint.cpu_request_m == 650 and footprint.memory_request == (1024 + 384) * 2**20
+
+
+def test_broker_may_forward_to_the_iot_agent_it_has_registrations_from(render):
+    calls = {(c.source, c.endpoint) for c in render().charts["broker"].meta.network.calls}
+    assert ("scorpio", "ingestion/iot-admin") in calls
