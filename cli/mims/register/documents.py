@@ -10,7 +10,6 @@ from mims.register.entries import Entry, schema
 
 STANDARD = {"name": "Eurocities Algorithmic Transparency Standard", "version": "0.3.1"}
 ENTITY_TYPE = "Algorithm"
-CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 
 
 def vocabulary(domain: str) -> str:
@@ -39,13 +38,14 @@ def register_document(city_name: str, display_name: str, entries: list[Entry]) -
 
 
 def ngsi_ld_entities(city_name: str, domain: str, entries: list[Entry]) -> list[dict[str, Any]]:
-    """One entity per entry; the @context travels inline so the broker need not fetch anything."""
+    """One entity per entry. The @context travels inline, and the NGSI-LD core context is implied
+    by the standard, so the broker has nothing to fetch."""
     entities = []
     for entry in entries:
         entity: dict[str, Any] = {"id": entity_id(city_name, entry.slug), "type": ENTITY_TYPE}
         for field, value in sorted(entry.fields.items()):
             entity[field] = {"type": "Property", "value": value}
-        entity["@context"] = [ats_context(domain)["@context"], CORE_CONTEXT]
+        entity["@context"] = ats_context(domain)["@context"]
         entities.append(entity)
     return entities
 
