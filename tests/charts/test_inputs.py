@@ -58,6 +58,7 @@ def test_register_entities_are_ngsi_ld(write_blueprint):
     entity = inputs["register_entities"][0]
     assert entity["id"].startswith("urn:ngsi-ld:Algorithm:alderbrook-")
     assert entity["type"] == "Algorithm" and entity["name"]["type"] == "Property"
+    assert entity["oversight_type"]["value"] in ("descriptive", "diagnostic", "predictive", "prescriptive")
 
 
 def test_register_hash_follows_the_content(write_blueprint, tmp_path):

@@ -111,14 +111,16 @@ def test_ngsi_ld_endpoint_matches_the_cross_chart_contract(render):
     assert [p["port"] for p in service["spec"]["ports"]] == [9090]
 
 
-def test_no_kafka_the_broker_talks_only_to_its_database_and_the_contexts(render):
+def test_no_kafka_the_broker_talks_only_to_its_database_the_contexts_and_the_web(render):
     rendering = render()
     [scorpio] = pod_of(rendering, "Deployment", "scorpio")["containers"]
     assert not {"BUSHOST", "BOOTSTRAP_SERVERS"} & set(env_of(scorpio))
     egress = find(rendering, "NetworkPolicy", "allow-egress-scorpio")["spec"]["egress"]
-    targets = sorted((rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
-                      rule["ports"][0]["port"]) for rule in egress)
-    assert targets == [("broker-db", 5432), ("context-server", 8080)]
+    in_cluster = sorted((rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+                         rule["ports"][0]["port"]) for rule in egress if "podSelector" in rule["to"][0])
+    assert in_cluster == [("broker-db", 5432), ("context-server", 8080)]
+    web = [rule for rule in egress if "ipBlock" in rule["to"][0]]
+    assert [sorted(p["port"] for p in rule["ports"]) for rule in web] == [[80, 443]]
 
 
 def test_only_the_broker_may_reach_the_database(render):

@@ -10,6 +10,8 @@ from mims.register.entries import Entry, schema
 
 STANDARD = {"name": "Eurocities Algorithmic Transparency Standard", "version": "0.3.1"}
 ENTITY_TYPE = "Algorithm"
+# ATS field names that NGSI-LD reserves for itself get another attribute name in entities.
+ENTITY_ATTRIBUTE = {"type": "oversight_type"}
 
 
 def vocabulary(domain: str) -> str:
@@ -20,7 +22,9 @@ def vocabulary(domain: str) -> str:
 def ats_context(domain: str) -> dict:
     base = vocabulary(domain)
     terms = {ENTITY_TYPE: f"{base}{ENTITY_TYPE}"}
-    terms.update({field: f"{base}{field}" for field in schema()["properties"]})
+    for field in schema()["properties"]:
+        attribute = ENTITY_ATTRIBUTE.get(field, field)
+        terms[attribute] = f"{base}{attribute}"
     return {"@context": terms}
 
 
@@ -44,7 +48,7 @@ def ngsi_ld_entities(city_name: str, domain: str, entries: list[Entry]) -> list[
     for entry in entries:
         entity: dict[str, Any] = {"id": entity_id(city_name, entry.slug), "type": ENTITY_TYPE}
         for field, value in sorted(entry.fields.items()):
-            entity[field] = {"type": "Property", "value": value}
+            entity[ENTITY_ATTRIBUTE.get(field, field)] = {"type": "Property", "value": value}
         entity["@context"] = ats_context(domain)["@context"]
         entities.append(entity)
     return entities
