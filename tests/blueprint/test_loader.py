@@ -96,3 +96,9 @@ def test_component_dependency_is_checked():
 def test_one_of_rule_on_cluster_target():
     [problem] = problems_of(BAD / "context-without-name.yaml")
     assert ":5:3: cluster:" in problem and "needs `context:" in problem
+
+
+def test_device_users_may_not_take_names_mims_uses(write_blueprint):
+    path = write_blueprint({"components": {"ingestion": {"options": {"device_users": ["parking", "passwd"]}}}})
+    [problem] = problems_of(path)
+    assert "components.ingestion.options.device_users: `passwd` is used by mims itself" in problem

@@ -16,7 +16,7 @@ import pytest
 from mims import paths
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer
-from mims.errors import ChartError
+from mims.errors import InvalidInput
 from mims.secrets import generators
 from tests.conftest import find
 
@@ -157,7 +157,7 @@ def test_each_pod_mounts_only_the_secret_keys_it_needs(render):
 
 @pytest.mark.parametrize("name", ["iot-agent", "passwd"])
 def test_device_user_may_not_take_a_reserved_key(render, name):
-    with pytest.raises(ChartError, match="device_users_must_not_be_named_iot_agent_or_passwd"):
+    with pytest.raises(InvalidInput, match=f"`{name}` is used by mims itself"):
         render({"components": {"ingestion": {"options": {"device_users": [name]}}}})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 HOSTNAME_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -79,10 +79,25 @@ class DataModelsOptions(Strict):
         None, description="Folder (relative to the blueprint) of extra JSON-LD @context files (`*.jsonld`) to serve.")
 
 
+RESERVED_MQTT_USERS = ("iot-agent", "passwd")
+
+
 class IngestionOptions(Strict):
     device_users: list[DnsLabel] = Field(
         default_factory=list, max_length=200,
-        description="MQTT user names for devices; passwords are generated at deploy time.")
+        description="MQTT user names for devices; passwords are generated at deploy time. "
+                    "`iot-agent` and `passwd` are taken.")
+
+    @field_validator("device_users")
+    @classmethod
+    def _not_reserved_and_unique(cls, users: list[str]) -> list[str]:
+        taken = sorted(set(users) & set(RESERVED_MQTT_USERS))
+        if taken:
+            raise ValueError(f"`{taken[0]}` is used by mims itself; choose another device user name")
+        repeated = sorted({u for u in users if users.count(u) > 1})
+        if repeated:
+            raise ValueError(f"`{repeated[0]}` is listed twice")
+        return users
 
 
 class CatalogueOptions(Strict):

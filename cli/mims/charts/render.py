@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,9 @@ class Renderer:
         self.env.filters["quote"] = lambda v: json.dumps(v, ensure_ascii=False)
         self.env.filters["to_json"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent,
                                                                          sort_keys=True)
+        self.env.filters["sha256"] = lambda v: hashlib.sha256(str(v).encode()).hexdigest()
         self.env.globals["file"] = _render_file
+        self.env.globals["fail"] = _fail
 
     def chart_for(self, component: str, implementation: str) -> Chart:
         try:
@@ -197,6 +200,11 @@ def _finish(obj: dict, context: dict) -> dict:
     labels.setdefault("mims.io/city", context["city"].name)
     labels.setdefault("mims.io/component", context["component"])
     return obj
+
+
+def _fail(message: str):
+    """Stop rendering with a chart author's message (for rules the blueprint model cannot express)."""
+    raise ChartError(message)
 
 
 @jinja2.pass_context
