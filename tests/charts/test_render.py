@@ -10,6 +10,7 @@ import pytest
 
 from mims import paths
 from mims.blueprint import load_blueprint
+from mims.charts.network import NON_PUBLIC_V4, NON_PUBLIC_V6
 from mims.charts.render import Renderer
 from mims.errors import InvalidInput
 from tests.conftest import FIXTURES, find
@@ -164,6 +165,7 @@ def test_external_egress_opens_only_the_named_ports(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     egress = find(rendering, "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
     assert {"ports": [{"protocol": "TCP", "port": 443}],
-            "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]} in egress
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_V4}},
+                   {"ipBlock": {"cidr": "::/0", "except": NON_PUBLIC_V6}}]} in egress
     assert not any("ipBlock" in str(rule) for rule in
                    find(rendering, "NetworkPolicy", "allow-ingress-api")["spec"]["ingress"])

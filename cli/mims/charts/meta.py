@@ -103,6 +103,9 @@ class External(Strict):
 
     source: Name = Field(alias="from")
     ports: list[int] = Field(min_length=1)
+    to: Literal["internet", "anywhere"] = Field(
+        "internet", description="`internet`: public addresses only (private, CGNAT and link-local ranges "
+                                "excluded); `anywhere`: also private ones, e.g. the Kubernetes API server")
     reason: str = Field(min_length=10, description="why the workload needs it; shown in docs and reviews")
 
 

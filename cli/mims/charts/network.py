@@ -15,11 +15,16 @@ NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"
 
 
+NON_PUBLIC_V4 = ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"]
+NON_PUBLIC_V6 = ["fc00::/7", "fe80::/10"]
+
+
 @dataclass(frozen=True)
 class Peer:
-    namespace: str | None  # None: anywhere (also outside the cluster)
+    namespace: str | None  # None: an address outside any selector (see `outside`)
     workload: str | None
     port: int
+    outside: str = "anywhere"  # for egress to addresses: "internet" or "anywhere"
 
 
 def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> dict[str, list[dict]]:
@@ -47,7 +52,7 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> di
             ingress[(component, opening.workload)].add(Peer(None, None, opening.port))
         for external in net.external:
             for port in external.ports:
-                egress[(component, external.source)].add(Peer(None, None, port))
+                egress[(component, external.source)].add(Peer(None, None, port, external.to))
         if net.scrapes:
             for target_component, target in charts.items():
                 for metric in target.meta.metrics:
@@ -64,15 +69,19 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> di
 def _policy(namespace: str, workload: str, direction: str, peers: set[Peer]) -> dict:
     by_peer: dict[tuple, set[int]] = defaultdict(set)
     for peer in peers:
-        by_peer[(peer.namespace, peer.workload)].add(peer.port)
+        by_peer[(peer.namespace, peer.workload, peer.outside)].add(peer.port)
     rules = []
-    for (peer_ns, peer_workload), ports in sorted(by_peer.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")):
+    for (peer_ns, peer_workload, outside), ports in sorted(by_peer.items(),
+                                                           key=lambda kv: tuple(k or "" for k in kv[0])):
         rule: dict = {"ports": [{"protocol": "TCP", "port": p} for p in sorted(ports)]}
         if peer_ns is not None:
             selector = {"podSelector": {"matchLabels": {NAME_LABEL: peer_workload}}}
             if peer_ns != namespace:
                 selector["namespaceSelector"] = {"matchLabels": {NS_LABEL: peer_ns}}
             rule["from" if direction == "Ingress" else "to"] = [selector]
+        elif direction == "Egress" and outside == "internet":
+            rule["to"] = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_V4}},
+                          {"ipBlock": {"cidr": "::/0", "except": NON_PUBLIC_V6}}]
         elif direction == "Egress":
             rule["to"] = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
         rules.append(rule)
