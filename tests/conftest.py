@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,17 @@ def write_blueprint(tmp_path: Path):
         return path
 
     return write
+
+
+def require_tool(name: str) -> str:
+    """Path of an external checker: `$MIMS_<NAME>` or PATH. scripts/test installs every one, so in CI
+    a missing tool fails the test; on a developer's machine it skips with the reason."""
+    found = os.environ.get(f"MIMS_{name.upper().replace('-', '_')}") or shutil.which(name)
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; scripts/test installs it")
+        pytest.skip(f"{name} is not installed (scripts/test installs it)")
+    return found
 
 
 def _merge(base, patch):

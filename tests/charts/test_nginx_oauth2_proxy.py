@@ -1,0 +1,492 @@
+"""The `nginx-oauth2-proxy` gateway chart: nginx routes every public endpoint by host and path, and a
+write to an endpoint with `writes_need_token` passes only after oauth2-proxy verified a bearer JWT."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from mims.blueprint import load_blueprint
+from tests.conftest import find, require_tool
+
+NS = "alderbrook-gateway"
+DOMAIN = "data.alderbrook.example"
+
+@pytest.fixture
+def render(write_blueprint, renderer):
+    """Render the small-city example (every component on) with a patch."""
+    def run(patch: dict | None = None):
+        return renderer.render(load_blueprint(write_blueprint(patch or {})))
+    return run
+
+
+def with_ingress(patch: dict | None = None) -> dict:
+    return {**(patch or {}), "addons": {"ingress_controller": {"enabled": True}}}
+
+
+SECRET_TLS = {"tls": {"mode": "secret", "secret_name": "alderbrook-tls"}}
+
+
+# --- reading nginx.conf -------------------------------------------------------------------------
+
+TOKEN = re.compile(r"""\s+|#[^\n]*|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[{};]|[^\s{};'"]+""")
+
+
+def parse_nginx(text: str) -> list:
+    """nginx.conf as nested [name, args, children-or-None] lists."""
+    tokens = [t for t in TOKEN.findall(text) if t.strip() and not t.startswith("#")]
+    pos = 0
+
+    def block() -> list:
+        nonlocal pos
+        out, words = [], []
+        while pos < len(tokens):
+            tok = tokens[pos]
+            pos += 1
+            if tok == ";":
+                out.append([words[0], words[1:], None])
+                words = []
+            elif tok == "{":
+                name, args = words[0], words[1:]
+                out.append([name, args, block()])
+                words = []
+            elif tok == "}":
+                return out
+            else:
+                words.append(tok[1:-1] if tok[0] in "'\"" else tok)
+        return out
+
+    return block()
+
+
+def children(node_list: list, name: str) -> list:
+    return [n for n in node_list if n[0] == name]
+
+
+def directive_args(node_list: list, name: str) -> list[list[str]]:
+    return [n[1] for n in node_list if n[0] == name]
+
+
+def nginx_conf(rendering) -> str:
+    return find(rendering, "ConfigMap", "gateway-config", NS)["data"]["nginx.conf"]
+
+
+def all_servers(rendering) -> list[list]:
+    [http] = children(parse_nginx(nginx_conf(rendering)), "http")
+    return [body for _, _, body in children(http[2], "server")]
+
+
+def servers(rendering) -> dict[str, list]:
+    """server_name -> directives of the first server block that answers it on a plain or TLS listener
+    other than the HTTPS redirect (the default server under `_`)."""
+    out = {}
+    for body in all_servers(rendering):
+        redirect = any(directive_args(loc, "return")[:1] == [["308", "https://$host$request_uri"]]
+                       for loc in locations(body).values())
+        for name in directive_args(body, "server_name")[0]:
+            if not redirect:
+                out.setdefault(name, body)
+    return out
+
+
+def locations(server: list) -> dict[str, list]:
+    return {" ".join(args): body for _, args, body in children(server, "location")}
+
+
+def public_endpoints(rendering) -> list:
+    """(component, endpoint) of every public endpoint of the enabled charts."""
+    return [(component, e) for component, chart in rendering.charts.items()
+            for e in chart.meta.endpoints if e.public]
+
+
+# --- routing and the token rule -----------------------------------------------------------------
+
+def test_every_public_endpoint_is_routed_by_host_and_path_to_its_service(render):
+    rendering = render()
+    by_host = servers(rendering)
+    for component, ep in public_endpoints(rendering):
+        server = by_host[f"{ep.host}.{DOMAIN}"]
+        location = locations(server)[ep.path]
+        sets = {a[0]: a[1] for a in directive_args(location, "set")}
+        assert sets["$mims_upstream"] == f"{ep.workload}.alderbrook-{component}.svc.cluster.local:{ep.port}"
+        assert directive_args(location, "proxy_pass") == [["http://$mims_upstream"]]
+
+
+def test_shared_host_serves_each_path_and_nothing_else(render):
+    api = servers(render())[f"api.{DOMAIN}"]
+    routes = locations(api)
+    assert {"/ngsi-ld/", "/context/"} <= set(routes)
+    assert directive_args(routes["/"], "return") == [["404", '{"error":"not_found"}\\n']]
+
+
+def test_every_write_protected_route_has_the_auth_request(render):
+    rendering = render()
+    by_host = servers(rendering)
+    protected = [(c, e) for c, e in public_endpoints(rendering) if e.writes_need_token]
+    assert {c for c, _ in protected} >= {"broker", "catalogue", "ai-registry"}
+    for _, ep in protected:
+        location = locations(by_host[f"{ep.host}.{DOMAIN}"])[ep.path]
+        assert directive_args(location, "auth_request") == [["/_mims/auth"]], ep.name
+
+
+def test_routes_without_writes_need_token_have_no_auth_request(render):
+    rendering = render()
+    by_host = servers(rendering)
+    open_routes = [e for _, e in public_endpoints(rendering) if not e.writes_need_token]
+    assert {e.name for e in open_routes} >= {"oidc", "contexts", "iot-http", "grafana"}
+    for ep in open_routes:
+        location = locations(by_host[f"{ep.host}.{DOMAIN}"])[ep.path]
+        assert directive_args(location, "auth_request") == [], ep.name
+
+
+def test_auth_check_lets_safe_methods_through_and_asks_oauth2_proxy_for_the_rest(render):
+    rendering = render()
+    [http] = children(parse_nginx(nginx_conf(rendering)), "http")
+    [safe_map] = [body for _, args, body in children(http[2], "map") if args == ["$request_method", "$mims_safe_method"]]
+    assert {n[0]: n[1][0] for n in safe_map} == {"GET": "1", "HEAD": "1", "OPTIONS": "1", "default": "0"}
+    auth = locations(servers(rendering)[f"api.{DOMAIN}"])["= /_mims/auth"]
+    assert directive_args(auth, "internal") == [[]]
+    [guard] = children(auth, "if")
+    assert guard[1] == ["($mims_safe_method)"] and directive_args(guard[2], "return") == [["204"]]
+    assert ["$mims_oauth2_proxy", f"oauth2-proxy.{NS}.svc.cluster.local:4180"] in directive_args(auth, "set")
+    assert directive_args(auth, "proxy_pass") == [["http://$mims_oauth2_proxy/oauth2/auth"]]
+    assert directive_args(auth, "proxy_pass_request_body") == [["off"]]
+
+
+def test_refused_write_gets_401_with_a_bearer_challenge_for_the_city(render):
+    api = servers(render())[f"api.{DOMAIN}"]
+    assert directive_args(api, "error_page") == [["401", "=", "@mims_unauthorized"]]
+    unauthorized = locations(api)["@mims_unauthorized"]
+    assert ["WWW-Authenticate", 'Bearer realm="alderbrook"', "always"] in directive_args(unauthorized, "add_header")
+    assert directive_args(unauthorized, "return")[0][0] == "401"
+
+
+def test_other_hosts_get_404_and_probes_a_health_answer(render):
+    default = servers(render())["_"]
+    routes = locations(default)
+    assert directive_args(routes["/"], "return")[0][0] == "404"
+    assert directive_args(routes["= /healthz"], "return")[0][0] == "200"
+    assert directive_args(default, "listen") == [["8080", "default_server"]]
+
+
+def test_callers_cannot_pose_as_an_authenticated_user(render):
+    rendering = render()
+    [http] = children(parse_nginx(nginx_conf(rendering)), "http")
+    headers = {a[0]: a[1] for a in directive_args(http[2], "proxy_set_header")}
+    assert headers["X-Forwarded-User"] == "$mims_user"
+    for body in servers(rendering).values():
+        assert ["$mims_user", ""] in directive_args(body, "set")
+
+
+# --- limits, headers, CORS, logs ---------------------------------------------------------------
+
+def test_request_size_limits_and_security_headers(render):
+    [http] = children(parse_nginx(nginx_conf(render())), "http")
+    assert directive_args(http[2], "client_max_body_size") == [["10m"]]
+    headers = {a[0]: a[1] for a in directive_args(http[2], "add_header")}
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_plain_http_trial_sends_no_hsts(render):
+    [http] = children(parse_nginx(nginx_conf(render({"tls": {"mode": "none"}}))), "http")
+    assert "Strict-Transport-Security" not in {a[0] for a in directive_args(http[2], "add_header")}
+
+
+def test_cors_allows_exactly_the_configured_origins(render):
+    origin = "https://dashboard.alderbrook.example"
+    rendering = render({"components": {"gateway": {"options": {"cors_origins": [origin]}}}})
+    [http] = children(parse_nginx(nginx_conf(rendering)), "http")
+    [origins] = [body for _, args, body in children(http[2], "map") if args[1:] == ["$mims_cors_origin"]]
+    assert {n[0]: n[1][0] for n in origins} == {"default": "", origin: "$http_origin"}
+    headers = {a[0]: a[1] for a in directive_args(http[2], "add_header")}
+    assert headers["Access-Control-Allow-Origin"] == "$mims_cors_origin"
+    assert children(servers(rendering)[f"api.{DOMAIN}"], "if")[0][1] == ["($mims_cors_preflight)"]
+
+
+def test_access_log_is_json(render):
+    [http] = children(parse_nginx(nginx_conf(render())), "http")
+    [log_format] = directive_args(http[2], "log_format")
+    assert log_format[:2] == ["mims_json", "escape=json"]
+    assert directive_args(http[2], "access_log") == [["/dev/stdout", "mims_json"]]
+
+
+# --- TLS modes and exposure ---------------------------------------------------------------------
+
+def test_external_tls_trusts_forwarded_proto_behind_a_load_balancer(render):
+    rendering = render()
+    [http] = children(parse_nginx(nginx_conf(rendering)), "http")
+    maps = {args[1]: args[0] for _, args, _ in children(http[2], "map")}
+    assert maps["$mims_proto"] == "$http_x_forwarded_proto"
+    service = find(rendering, "Service", "gateway", NS)
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080)]
+    assert not [o for o in rendering.objects() if o["kind"] == "Ingress"]
+
+
+def test_secret_tls_serves_https_and_redirects_plain_http(render):
+    rendering = render(SECRET_TLS)
+    by_host = servers(rendering)
+    api = by_host[f"api.{DOMAIN}"]
+    assert directive_args(api, "listen") == [["8443", "ssl"]]
+    [redirect] = [body for body in all_servers(rendering)
+                  if directive_args(body, "listen") == [["8080"]] and f"api.{DOMAIN}" in directive_args(body, "server_name")[0]]
+    assert directive_args(locations(redirect)["/"], "return") == [["308", "https://$host$request_uri"]]
+    service = find(rendering, "Service", "gateway", NS)
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080), (443, 8443)]
+    pod = find(rendering, "Deployment", "gateway", NS)["spec"]["template"]["spec"]
+    [tls_volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert tls_volume["secret"] == {"secretName": "alderbrook-tls", "defaultMode": 0o440}
+    start = find(rendering, "ConfigMap", "gateway-config", NS)["data"]["start.sh"]
+    assert "ln -sfn /etc/mims-tls /tmp/tls" in start
+
+
+def test_ingress_controller_gets_one_ingress_per_public_host_and_the_gateway_stays_internal(render):
+    rendering = render(with_ingress())
+    service = find(rendering, "Service", "gateway", NS)
+    assert service["spec"]["type"] == "ClusterIP"
+    ingresses = [o for o in rendering.objects() if o["kind"] == "Ingress"]
+    hosts = sorted(r["host"] for i in ingresses for r in i["spec"]["rules"])
+    expected = sorted({f"{e.host}.{DOMAIN}" for _, e in public_endpoints(rendering)})
+    assert hosts == expected
+    for ingress in ingresses:
+        assert ingress["metadata"]["namespace"] == NS
+        assert ingress["spec"]["ingressClassName"] == "traefik"
+        [path] = ingress["spec"]["rules"][0]["http"]["paths"]
+        assert path["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
+        assert "tls" not in ingress["spec"]
+
+
+def test_secret_tls_behind_the_ingress_controller_ends_tls_there(render):
+    rendering = render(with_ingress(SECRET_TLS))
+    for ingress in (o for o in rendering.objects() if o["kind"] == "Ingress"):
+        assert ingress["spec"]["tls"][0]["secretName"] == "alderbrook-tls"
+        assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
+    assert directive_args(servers(rendering)[f"api.{DOMAIN}"], "listen") == [["8080"]]
+
+
+# --- oauth2-proxy, secrets, network, sizes -------------------------------------------------------
+
+def oauth2_config(rendering) -> dict[str, str]:
+    text = find(rendering, "ConfigMap", "oauth2-proxy-config", NS)["data"]["oauth2-proxy.cfg"]
+    return dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line and not line.startswith("#"))
+
+
+def test_oauth2_proxy_checks_realm_tokens_with_keys_fetched_in_cluster(render):
+    cfg = oauth2_config(render({"components": {"iam": {"options": {"realm": "city"}}}}))
+    assert cfg["oidc_issuer_url"] == f'"https://auth.{DOMAIN}/realms/city"'
+    assert cfg["oidc_jwks_url"] == ('"http://keycloak.alderbrook-iam.svc.cluster.local:8080'
+                                    '/realms/city/protocol/openid-connect/certs"')
+    assert cfg["skip_oidc_discovery"] == "true"
+    assert cfg["skip_jwt_bearer_tokens"] == "true"
+    assert cfg["client_id"] == '"gateway"'
+
+
+def test_oauth2_proxy_secrets_are_generated_and_read_from_files(render):
+    rendering = render()
+    secret = find(rendering, "Secret", "oauth2-proxy-secrets", NS)
+    assert secret["metadata"]["annotations"]["mims.io/generate"] == \
+        '{"client-secret": "shared:oidc-client-gateway", "cookie-secret": "cookie:32"}'
+    cfg = oauth2_config(rendering)
+    assert cfg["client_secret_file"] == '"/etc/oauth2-proxy/secrets/client-secret"'
+    assert cfg["cookie_secret_file"] == '"/etc/oauth2-proxy/secrets/cookie-secret"'
+    pod = find(rendering, "Deployment", "oauth2-proxy", NS)["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert "env" not in pod["containers"][0]
+
+
+def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_keycloak(render):
+    rendering = render()
+    egress = find(rendering, "NetworkPolicy", "allow-egress-gateway", NS)["spec"]["egress"]
+    reached = {(r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
+               for r in egress for p in r["ports"]}
+    assert {(e.workload, e.port) for _, e in public_endpoints(rendering)} | {("oauth2-proxy", 4180)} == reached
+    [rule] = find(rendering, "NetworkPolicy", "allow-egress-oauth2-proxy", NS)["spec"]["egress"]
+    assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "alderbrook-iam"}
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    ingress = find(rendering, "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
+    assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8080},
+                                                                  {"protocol": "TCP", "port": 8443}]
+
+
+def test_standard_profile_runs_two_of_each_with_disruption_budgets(render):
+    rendering = render({"budget": {"profile": "standard"}})
+    for workload in ("gateway", "oauth2-proxy"):
+        assert find(rendering, "Deployment", workload, NS)["spec"]["replicas"] == 2
+        assert find(rendering, "PodDisruptionBudget", workload, NS)["spec"]["minAvailable"] == 1
+
+
+def test_minimal_profile_sizes(render):
+    rendering = render()
+    sizes = {w: find(rendering, "Deployment", w, NS)["spec"]["template"]["spec"]["containers"][0]["resources"]
+             for w in ("gateway", "oauth2-proxy")}
+    assert sizes["gateway"] == {"requests": {"cpu": "100m", "memory": "64Mi"},
+                                "limits": {"cpu": "500m", "memory": "128Mi"}}
+    assert sizes["oauth2-proxy"] == {"requests": {"cpu": "50m", "memory": "48Mi"},
+                                     "limits": {"cpu": "200m", "memory": "96Mi"}}
+
+
+# --- the real nginx -----------------------------------------------------------------------------
+
+def nginx_binary() -> str:
+    found = os.environ.get("MIMS_NGINX") or shutil.which("nginx") or \
+        (shutil.which("nginx", path="/usr/sbin:/usr/local/sbin"))
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; .ci/run installs it")
+        pytest.skip("nginx is not installed")
+    return found
+
+
+def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
+    """What start.sh prepares in /tmp: nginx.conf, resolver.conf and, for tls, tls/tls.{crt,key}."""
+    (folder / "nginx.conf").write_text(conf)
+    (folder / "resolver.conf").write_text("resolver 127.0.0.1 valid=10s;\n")
+    if tls:
+        openssl = shutil.which("openssl")
+        if not openssl:
+            pytest.skip("openssl is needed to make a throwaway certificate")
+        (folder / "tls").mkdir()
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test",
+                        "-keyout", str(folder / "tls" / "tls.key"), "-out", str(folder / "tls" / "tls.crt")],
+                       check=True, capture_output=True)
+    return folder / "nginx.conf"
+
+
+@pytest.mark.scanners
+@pytest.mark.parametrize("patch", [
+    {"tls": {"mode": "external"}},
+    SECRET_TLS,
+    {"tls": {"mode": "none"}, "components": {"gateway": {"options": {"cors_origins": ["https://a.example"]}}}},
+    with_ingress(SECRET_TLS),
+], ids=["external", "secret", "none-with-cors", "secret-behind-ingress-controller"])
+def test_nginx_accepts_the_generated_config(render, tmp_path, patch):
+    nginx = nginx_binary()
+    conf = nginx_prefix(nginx_conf(render(patch)), tmp_path, tls=patch.get("tls", {}).get("mode") == "secret")
+    run = subprocess.run([nginx, "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-e", "stderr"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend(BaseHTTPRequestHandler):
+    """Any upstream API: echoes the method and the caller identity the gateway passed on."""
+
+    def answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = f"{self.command} user={self.headers.get('X-Forwarded-User')}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+    def log_message(self, *args):
+        pass
+
+
+class FakeOauth2Proxy(BaseHTTPRequestHandler):
+    """/oauth2/auth: 202 for the one good token, 401 otherwise."""
+
+    def do_GET(self):
+        if self.path == "/oauth2/auth" and self.headers.get("Authorization") == "Bearer good":
+            self.send_response(202)
+            self.send_header("X-Auth-Request-User", "alice")
+        else:
+            self.send_response(401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.scanners
+def test_nginx_refuses_a_write_without_a_valid_token(render, tmp_path):
+    nginx = nginx_binary()
+    conf = nginx_conf(render())
+    backend, auth, listen = free_port(), free_port(), free_port()
+    servers_ = [ThreadingHTTPServer(("127.0.0.1", port), handler)
+                for port, handler in ((backend, Backend), (auth, FakeOauth2Proxy))]
+    for server in servers_:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    conf = conf.replace(f'"oauth2-proxy.{NS}.svc.cluster.local:4180"', f'"127.0.0.1:{auth}"')
+    conf = re.sub(r'"[a-z0-9-]+\.alderbrook-[a-z-]+\.svc\.cluster\.local:\d+"', f'"127.0.0.1:{backend}"', conf)
+    conf = conf.replace("listen 8080", f"listen 127.0.0.1:{listen}")
+    path = nginx_prefix(conf, tmp_path, tls=False)
+    proc = subprocess.Popen([nginx, "-p", f"{tmp_path}/", "-c", str(path), "-e", "stderr", "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def call(method: str, host: str, url: str, **headers) -> tuple[int, dict, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
+        conn.request(method, url, body=b"{}" if method in ("POST", "PUT", "PATCH") else None,
+                     headers={"Host": host, **headers})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.1)
+        api = f"api.{DOMAIN}"
+        status, headers, _ = call("POST", api, "/ngsi-ld/v1/entities")
+        assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="alderbrook"'
+        assert call("DELETE", api, "/ngsi-ld/v1/entities/x", Authorization="Bearer forged")[0] == 401
+        assert call("POST", api, "/ngsi-ld/v1/entities", Authorization="Bearer good",
+                    **{"X-Forwarded-User": "mallory"})[2] == b"POST user=alice"
+        assert call("GET", api, "/ngsi-ld/v1/entities", **{"X-Forwarded-User": "mallory"})[2] == b"GET user=None"
+        assert call("POST", f"iot.{DOMAIN}", "/iot/json")[0] == 200
+        assert call("GET", "elsewhere.example", "/")[0] == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for server in servers_:
+            server.shutdown()
+
+
+@pytest.mark.scanners
+def test_oauth2_proxy_accepts_the_generated_config(render, tmp_path):
+    """oauth2-proxy's own checker (`--config-test`, v7.15+); scripts/test builds the chart's version."""
+    binary = require_tool("oauth2-proxy")
+    text = find(render(), "ConfigMap", "oauth2-proxy-config", NS)["data"]["oauth2-proxy.cfg"]
+    (tmp_path / "client-secret").write_text(secrets.token_hex(16))
+    (tmp_path / "cookie-secret").write_text(base64.urlsafe_b64encode(os.urandom(32)).decode())  # like cookie:32
+    (tmp_path / "oauth2-proxy.cfg").write_text(text.replace("/etc/oauth2-proxy/secrets/", f"{tmp_path}/"))
+    run = subprocess.run([binary, f"--config={tmp_path / 'oauth2-proxy.cfg'}", "--config-test"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("patch", [{}, SECRET_TLS], ids=["external", "secret"])
+def test_start_script_is_posix_sh_and_feeds_nginx_the_cluster_dns(render, patch):
+    script = find(render(patch), "ConfigMap", "gateway-config", NS)["data"]["start.sh"]
+    run = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert "/etc/resolv.conf" in script and "> /tmp/resolver.conf" in script
+    assert script.rstrip().endswith("exec nginx -p /tmp/ -c /tmp/nginx.conf -e stderr -g 'daemon off;'")
+    pod = find(render(patch), "Deployment", "gateway", NS)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["command"] == ["/bin/sh", "/etc/mims/start.sh"]
