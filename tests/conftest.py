@@ -50,7 +50,8 @@ def write_blueprint(tmp_path: Path):
 def require_tool(name: str) -> str:
     """Path of an external checker: `$MIMS_<NAME>` or PATH. scripts/test installs every one, so in CI
     a missing tool fails the test; on a developer's machine it skips with the reason."""
-    found = os.environ.get(f"MIMS_{name.upper().replace('-', '_')}") or shutil.which(name)
+    found = (os.environ.get(f"MIMS_{name.upper().replace('-', '_')}") or shutil.which(name)
+             or shutil.which(name, path="/usr/sbin:/usr/local/sbin"))
     if not found:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not installed; scripts/test installs it")

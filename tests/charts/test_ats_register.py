@@ -22,7 +22,7 @@ from mims import paths
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer
 from mims.errors import ChartError
-from tests.conftest import find
+from tests.conftest import find, require_tool
 
 NS = "alderbrook-ai-registry"
 EXAMPLES = paths.blueprints_dir() / "examples" / "algorithms"
@@ -222,10 +222,6 @@ def test_standard_profile_runs_two_replicas_behind_a_disruption_budget(render):
 
 # --- the real nginx, curl and sh with the rendered files ------------------------------------------
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-needs_nginx = pytest.mark.skipif(not NGINX, reason="nginx is not installed")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -248,18 +244,17 @@ def _stage(rendering, root: Path, port: int) -> Path:
     return root / "nginx.conf"
 
 
-@needs_nginx
 def test_nginx_accepts_the_config(render, tmp_path):
     conf = _stage(render(), tmp_path / "srv", _free_port())
-    result = subprocess.run([NGINX, "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
+    result = subprocess.run([require_tool("nginx"), "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
-@needs_nginx
 def test_nginx_serves_the_register_read_only_with_types_and_headers(render, tmp_path):
+    nginx = require_tool("nginx")
     port = _free_port()
     conf = _stage(render(), tmp_path / "srv", port)
-    proc = subprocess.Popen([NGINX, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
+    proc = subprocess.Popen([nginx, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         def get(path, method="GET"):

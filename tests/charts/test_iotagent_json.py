@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer
 from mims.errors import InvalidInput
 from mims.secrets import generators
-from tests.conftest import find
+from tests.conftest import find, require_tool
 
 NS = "alderbrook-ingestion"
 # Only the components this chart needs: ingestion requires the broker; the rest stays off.
@@ -213,10 +211,6 @@ def test_minimal_profile_stays_small(render):
 
 # --- the real Mosquitto (2.0.x) with the rendered configuration -----------------------------------
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
-needs_mosquitto = pytest.mark.skipif(not (MOSQUITTO and MOSQUITTO_PASSWD),
-                                     reason="mosquitto and mosquitto_passwd are not installed")
 PASSWORDS = {"iot-agent": "agent-secret-1", "parking": "device-secret-2"}
 
 
@@ -229,12 +223,13 @@ def _free_port() -> int:
 @pytest.fixture
 def mosquitto(render, tmp_path):
     """Start the rendered mosquitto.conf and ACL on a loopback port with a throwaway password file."""
+    mosquitto_bin, mosquitto_passwd = require_tool("mosquitto"), require_tool("mosquitto_passwd")
     r = render({"components": {"ingestion": {"options": {"device_users": ["parking"]}}}})
     data = find(r, "ConfigMap", "mosquitto-config", NS)["data"]
     passwd = tmp_path / "passwd"
     passwd.touch(mode=0o600)
     for user, password in PASSWORDS.items():
-        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True, capture_output=True)
+        subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True, capture_output=True)
     (tmp_path / "acl").write_text(data["acl"])
     port = _free_port()
     conf = (data["mosquitto.conf"]
@@ -244,7 +239,7 @@ def mosquitto(render, tmp_path):
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         conf += "\n# test only: as root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path\nuser root\n"
     (tmp_path / "mosquitto.conf").write_text(conf)
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(tmp_path / "mosquitto.conf")],
+    proc = subprocess.Popen([mosquitto_bin, "-c", str(tmp_path / "mosquitto.conf")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for _ in range(50):
         if proc.poll() is not None:
@@ -259,7 +254,6 @@ def mosquitto(render, tmp_path):
     proc.wait(timeout=5)
 
 
-@needs_mosquitto
 def test_mosquitto_config_loads_in_the_real_broker(mosquitto):
     proc, _ = mosquitto
     time.sleep(2)
@@ -267,7 +261,6 @@ def test_mosquitto_config_loads_in_the_real_broker(mosquitto):
         pytest.fail(f"mosquitto exited with {proc.returncode}:\n{proc.stdout.read()}")
 
 
-@needs_mosquitto
 def test_mosquitto_requires_passwords_and_enforces_the_acl(mosquitto):
     _, port = mosquitto
     assert MqttClient(port).connack == 5, "anonymous clients are refused"

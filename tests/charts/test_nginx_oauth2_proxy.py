@@ -342,16 +342,6 @@ def test_minimal_profile_sizes(render):
 
 # --- the real nginx -----------------------------------------------------------------------------
 
-def nginx_binary() -> str:
-    found = os.environ.get("MIMS_NGINX") or shutil.which("nginx") or \
-        (shutil.which("nginx", path="/usr/sbin:/usr/local/sbin"))
-    if not found:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed; .ci/run installs it")
-        pytest.skip("nginx is not installed")
-    return found
-
-
 def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
     """What start.sh prepares in /tmp: nginx.conf, resolver.conf and, for tls, tls/tls.{crt,key}."""
     (folder / "nginx.conf").write_text(conf)
@@ -375,7 +365,7 @@ def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
     with_ingress(SECRET_TLS),
 ], ids=["external", "secret", "none-with-cors", "secret-behind-ingress-controller"])
 def test_nginx_accepts_the_generated_config(render, tmp_path, patch):
-    nginx = nginx_binary()
+    nginx = require_tool("nginx")
     conf = nginx_prefix(nginx_conf(render(patch)), tmp_path, tls=patch.get("tls", {}).get("mode") == "secret")
     run = subprocess.run([nginx, "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-e", "stderr"],
                          capture_output=True, text=True, timeout=60)
@@ -423,7 +413,7 @@ class FakeOauth2Proxy(BaseHTTPRequestHandler):
 
 @pytest.mark.scanners
 def test_nginx_refuses_a_write_without_a_valid_token(render, tmp_path):
-    nginx = nginx_binary()
+    nginx = require_tool("nginx")
     conf = nginx_conf(render())
     backend, auth, listen = free_port(), free_port(), free_port()
     servers_ = [ThreadingHTTPServer(("127.0.0.1", port), handler)
