@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
 from mims.yamlsource import load_yaml
 
@@ -27,7 +28,6 @@ def load_stacks(folder: Path) -> list[Stack]:
         try:
             stack = Stack.model_validate(source.data)
         except ValidationError as exc:
-            from mims.blueprint.loader import pydantic_problems
             raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, Stack))) from None
         if stack.name != path.stem:
             raise ChartError(f"{path}: name `{stack.name}` must match the file name `{path.stem}`")

@@ -14,7 +14,7 @@ from mims.register.entries import load_entries, schema
 MAX_CONTEXT_BYTES = 256 * 1024
 
 
-def component_inputs(component: str, loaded: LoadedBlueprint, context: dict) -> dict[str, Any]:
+def component_inputs(component: str, loaded: LoadedBlueprint) -> dict[str, Any]:
     if component == "ai-registry":
         return register_inputs(loaded)
     if component == "data-models":

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from mims.blueprint.model import PROFILES, Profile
 from mims.charts.quantity import bytes_of, cpu_millicores
+from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
 from mims.yamlsource import load_yaml
 
@@ -167,7 +168,6 @@ class Chart:
         try:
             meta = ChartMeta.model_validate(source.data)
         except ValidationError as exc:
-            from mims.blueprint.loader import pydantic_problems
             raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, ChartMeta))) from None
         return cls(path, meta)
 

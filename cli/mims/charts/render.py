@@ -14,6 +14,7 @@ import yaml
 from mims import paths
 from mims.blueprint.loader import LoadedBlueprint
 from mims.charts.footprint import Footprint, footprint_of
+from mims.charts.inputs import component_inputs
 from mims.charts.meta import Chart, load_charts
 from mims.charts.network import network_policies
 from mims.charts.overrides import apply_overrides, unmatched_overrides
@@ -102,8 +103,6 @@ class Renderer:
                              f"under {self.charts_root}") from None
 
     def render(self, loaded: LoadedBlueprint) -> Rendering:
-        from mims.charts.inputs import component_inputs
-
         bp = loaded.blueprint
         sections = bp.enabled_components()
         if bp.addons.ingress_controller.enabled:
@@ -130,7 +129,7 @@ class Renderer:
         owned: list[tuple[str, dict]] = []
         for component, chart in charts.items():
             context = dict(shared, **self._chart_context(chart, component, namespaces[component], sections[component]))
-            context.update(component_inputs(component, loaded, context))
+            context.update(component_inputs(component, loaded))
             for obj in self._render_chart(chart, context) + policies.get(component, []):
                 owned.append((component, obj))
 
