@@ -54,11 +54,12 @@ class Cluster(Strict):
 class Tls(Strict):
     """How HTTPS reaches the gateway."""
 
-    mode: Literal["none", "external", "secret"] = Field(
+    mode: Literal["none", "external", "secret", "cert-manager"] = Field(
         "external",
         description="`external`: TLS ends before the gateway (load balancer, ingress); `secret`: the "
-                    "gateway serves the kubernetes.io/tls Secret named by `secret_name`; `none`: plain "
-                    "HTTP, for local trials only.")
+                    "gateway serves the kubernetes.io/tls Secret named by `secret_name`; `cert-manager`: "
+                    "certificates from ACME through the cert-manager and ingress-controller add-ons; "
+                    "`none`: plain HTTP, for local trials only.")
     secret_name: DnsLabel | None = Field(None, description="TLS Secret in the gateway namespace (mode `secret`).")
 
     @model_validator(mode="after")
@@ -187,10 +188,25 @@ class IngressController(Strict):
     implementation: Literal["traefik"] = "traefik"
 
 
+class CertManagerOptions(Strict):
+    acme_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = Field(
+        None, description="Contact address for the ACME account; required when `tls.mode` is `cert-manager`.")
+    acme_server: Annotated[str, StringConstraints(pattern=r"^https://\S+$")] = Field(
+        "https://acme-v02.api.letsencrypt.org/directory",
+        description="ACME directory URL; Let's Encrypt's staging directory is useful for trials.")
+
+
+class CertManager(Strict):
+    enabled: bool = False
+    implementation: Literal["cert-manager"] = "cert-manager"
+    options: CertManagerOptions = CertManagerOptions()
+
+
 class Addons(Strict):
     """Cluster-wide software installed only when asked for."""
 
     ingress_controller: IngressController = IngressController()
+    cert_manager: CertManager = CertManager()
 
 
 class OverrideTarget(Strict):
@@ -222,10 +238,10 @@ class Blueprint(Strict):
         default_factory=list, description="Integrators' merge patches on rendered objects, applied last.")
 
     def enabled_components(self) -> dict[str, Any]:
-        """Enabled component sections keyed by their chart component id (`ai-registry`, not `ai_registry`)."""
-        return {name.replace("_", "-"): section
-                for name, section in self.components
-                if section.enabled}
+        """Enabled component and add-on sections keyed by their chart component id (`ai-registry`,
+        not `ai_registry`)."""
+        sections = list(self.components) + list(self.addons)
+        return {name.replace("_", "-"): section for name, section in sections if section.enabled}
 
 
 # Which components a component cannot work without, and why. Checked after the model validates.
@@ -239,6 +255,15 @@ def cross_checks(blueprint: Blueprint) -> list[tuple[tuple[str, ...], str]]:
     """Rules across sections, returned as (field path, message) pairs."""
     enabled = blueprint.enabled_components()
     problems = []
+    if blueprint.tls.mode == "cert-manager":
+        for addon in ("cert_manager", "ingress_controller"):
+            if not getattr(blueprint.addons, addon).enabled:
+                problems.append((("tls", "mode"), f"mode `cert-manager` needs `addons.{addon}.enabled: true` "
+                                                  "(ACME HTTP-01 challenges are answered through the ingress "
+                                                  "controller)"))
+        if not blueprint.addons.cert_manager.options.acme_email:
+            problems.append((("addons", "cert_manager", "options"),
+                             "mode `cert-manager` needs `acme_email`, the ACME account's contact address"))
     for component, (needed, why) in REQUIRES.items():
         if component in enabled and needed not in enabled:
             problems.append((("components", component.replace("-", "_"), "enabled"),

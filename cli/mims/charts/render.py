@@ -105,8 +105,6 @@ class Renderer:
     def render(self, loaded: LoadedBlueprint) -> Rendering:
         bp = loaded.blueprint
         sections = bp.enabled_components()
-        if bp.addons.ingress_controller.enabled:
-            sections["ingress-controller"] = bp.addons.ingress_controller
         charts = {c: self.chart_for(c, s.implementation) for c, s in sections.items()}
         namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
         endpoints = {
