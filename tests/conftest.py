@@ -38,7 +38,7 @@ def write_blueprint(tmp_path: Path):
             path.write_text(content)
         else:
             base = yaml.safe_load((paths.blueprints_dir() / "examples" / "small-city.yaml").read_text())
-            path.write_text(yaml.safe_dump(_merge(base, content), sort_keys=False))
+            path.write_text(yaml.safe_dump(merge(base, content), sort_keys=False))
         examples_algorithms = paths.blueprints_dir() / "examples" / "algorithms"
         if not (tmp_path / "algorithms").exists() and examples_algorithms.is_dir():
             (tmp_path / "algorithms").symlink_to(examples_algorithms)
@@ -59,13 +59,19 @@ def require_tool(name: str) -> str:
     return found
 
 
-def _merge(base, patch):
+def merge(base, patch):
+    """Deep merge of blueprint fragments: mappings merge, anything else replaces."""
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)
         for key, value in patch.items():
-            out[key] = _merge(base.get(key), value)
+            out[key] = merge(base.get(key), value)
         return out
     return patch
+
+
+def env_of(container: dict) -> dict:
+    """A container's plain environment variables (name -> value)."""
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
 def find(rendering: Rendering, kind: str, name: str, namespace: str | None = None) -> dict:

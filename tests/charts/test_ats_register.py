@@ -20,9 +20,8 @@ import yaml
 
 from mims import paths
 from mims.blueprint import load_blueprint
-from mims.charts.render import Renderer
 from mims.errors import ChartError
-from tests.conftest import find, require_tool
+from tests.conftest import find, merge, require_tool
 
 NS = "alderbrook-ai-registry"
 EXAMPLES = paths.blueprints_dir() / "examples" / "algorithms"
@@ -32,44 +31,6 @@ ONLY_REGISTER = {"components": {
     "iam": {"enabled": False}, "catalogue": {"enabled": False}, "ingestion": {"enabled": False},
     "gateway": {"enabled": False}, "monitoring": {"enabled": False}, "data_models": {"enabled": False},
 }}
-BROKER_STUB = """\
-name: orion-ld
-component: broker
-implementation: orion-ld
-version: 0.0.0
-description: test stand-in with the broker's endpoint contract only
-mims: [MIM1]
-licences: []
-images: {}
-workloads:
-  orion-ld:
-    minimal-50k: {replicas: 1, requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 10m, memory: 16Mi}}
-    standard: {replicas: 1, requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 10m, memory: 16Mi}}
-endpoints:
-  - {name: ngsi-ld, workload: orion-ld, port: 1026, description: stub, public: true, host: api,
-     path: /ngsi-ld/, writes_need_token: true}
-"""
-
-
-@pytest.fixture(scope="module")
-def chart_renderer(tmp_path_factory) -> Renderer:
-    """The real charts; a stand-in broker chart (endpoint contract only) while `orion-ld` does not exist."""
-    real = Renderer()
-    if ("broker", "orion-ld") in real.charts:
-        return real
-    root = tmp_path_factory.mktemp("charts")
-    for chart in paths.charts_dir().iterdir():
-        (root / chart.name).symlink_to(chart)
-    (root / "orion-ld").mkdir()
-    (root / "orion-ld" / "chart.yaml").write_text(BROKER_STUB)
-    return Renderer(charts_root=root)
-
-
-def _merge(base: dict, patch: dict) -> dict:
-    out = dict(base)
-    for key, value in patch.items():
-        out[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def example(slug: str) -> dict:
@@ -77,7 +38,7 @@ def example(slug: str) -> dict:
 
 
 @pytest.fixture
-def render(write_blueprint, chart_renderer, tmp_path):
+def render(write_blueprint, renderer, tmp_path):
     """Render with the given entries ({slug: fields}) or, by default, the example entries."""
     def go(entries: dict[str, dict] | None = None, patch: dict | None = None):
         options = {}
@@ -88,8 +49,8 @@ def render(write_blueprint, chart_renderer, tmp_path):
             for slug, fields in entries.items():
                 (folder / f"{slug}.yaml").write_text(yaml.safe_dump(fields, sort_keys=False))
             options = {"entries_dir": "entries"}
-        patch = _merge({"components": {"ai_registry": {"options": options}}}, patch or {})
-        return chart_renderer.render(load_blueprint(write_blueprint(_merge(ONLY_REGISTER, patch))))
+        patch = merge({"components": {"ai_registry": {"options": options}}}, patch or {})
+        return renderer.render(load_blueprint(write_blueprint(merge(ONLY_REGISTER, patch))))
     return go
 
 
@@ -208,8 +169,8 @@ def test_no_job_without_broker(render):
     assert find(r, "Deployment", "register", NS)
 
 
-def test_endpoint_follows_the_cross_chart_contract(chart_renderer):
-    [endpoint] = chart_renderer.chart_for("ai-registry", "ats-register").meta.endpoints
+def test_endpoint_follows_the_cross_chart_contract(renderer):
+    [endpoint] = renderer.chart_for("ai-registry", "ats-register").meta.endpoints
     assert (endpoint.name, endpoint.workload, endpoint.port, endpoint.public, endpoint.host, endpoint.path,
             endpoint.writes_need_token) == ("register", "register", 8080, True, "algorithms", "/", True)
 

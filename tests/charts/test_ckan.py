@@ -11,7 +11,7 @@ import pytest
 
 from mims.blueprint import load_blueprint
 from mims.charts.quantity import bytes_of
-from tests.conftest import find, pod_specs
+from tests.conftest import env_of, find, pod_specs
 
 NS = "alderbrook-catalogue"
 ONLY_CATALOGUE = {name: {"enabled": False} for name in
@@ -36,9 +36,6 @@ def ckan_container(rendering) -> dict:
     [container] = ckan_pod(rendering)["containers"]
     return container
 
-
-def env_of(container: dict) -> dict:
-    return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
 def config_file(rendering, name: str) -> str:

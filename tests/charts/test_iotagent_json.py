@@ -11,12 +11,10 @@ import time
 
 import pytest
 
-from mims import paths
 from mims.blueprint import load_blueprint
-from mims.charts.render import Renderer
 from mims.errors import InvalidInput
 from mims.secrets import generators
-from tests.conftest import find, require_tool
+from tests.conftest import env_of, find, merge, require_tool
 
 NS = "alderbrook-ingestion"
 # Only the components this chart needs: ingestion requires the broker; the rest stays off.
@@ -24,59 +22,18 @@ ONLY_INGESTION = {"components": {
     "iam": {"enabled": False}, "catalogue": {"enabled": False}, "ai_registry": {"enabled": False},
     "gateway": {"enabled": False}, "monitoring": {"enabled": False}, "data_models": {"enabled": False},
 }}
-BROKER_STUB = """\
-name: orion-ld
-component: broker
-implementation: orion-ld
-version: 0.0.0
-description: test stand-in with the broker's endpoint contract only
-mims: [MIM1]
-licences: []
-images: {}
-workloads:
-  orion-ld:
-    minimal-50k: {replicas: 1, requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 10m, memory: 16Mi}}
-    standard: {replicas: 1, requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 10m, memory: 16Mi}}
-endpoints:
-  - {name: ngsi-ld, workload: orion-ld, port: 1026, description: stub, public: true, host: api,
-     path: /ngsi-ld/, writes_need_token: true}
-"""
-
-
-@pytest.fixture(scope="module")
-def chart_renderer(tmp_path_factory) -> Renderer:
-    """The real charts; a stand-in broker chart (endpoint contract only) while `orion-ld` does not exist."""
-    real = Renderer()
-    if ("broker", "orion-ld") in real.charts:
-        return real
-    root = tmp_path_factory.mktemp("charts")
-    for chart in paths.charts_dir().iterdir():
-        (root / chart.name).symlink_to(chart)
-    (root / "orion-ld").mkdir()
-    (root / "orion-ld" / "chart.yaml").write_text(BROKER_STUB)
-    return Renderer(charts_root=root)
-
-
-def _merge(base: dict, patch: dict) -> dict:
-    out = dict(base)
-    for key, value in patch.items():
-        out[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 @pytest.fixture
-def render(write_blueprint, chart_renderer):
+def render(write_blueprint, renderer):
     def go(patch: dict | None = None):
-        return chart_renderer.render(load_blueprint(write_blueprint(_merge(ONLY_INGESTION, patch or {}))))
+        return renderer.render(load_blueprint(write_blueprint(merge(ONLY_INGESTION, patch or {}))))
     return go
 
 
 def container(rendering, kind: str, name: str) -> dict:
     return find(rendering, kind, name, NS)["spec"]["template"]["spec"]["containers"][0]
 
-
-def env_of(c: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in c.get("env", [])}
 
 
 def test_agent_writes_ngsi_ld_to_the_broker_endpoint(render):
@@ -175,8 +132,8 @@ def test_new_device_user_rolls_mosquitto(render):
     assert users_annotation(["a"]) != users_annotation(["a", "b"])
 
 
-def test_endpoints_follow_the_cross_chart_contract(chart_renderer):
-    meta = chart_renderer.chart_for("ingestion", "iotagent-json").meta
+def test_endpoints_follow_the_cross_chart_contract(renderer):
+    meta = renderer.chart_for("ingestion", "iotagent-json").meta
     by_name = {e.name: e for e in meta.endpoints}
     http, admin = by_name["iot-http"], by_name["iot-admin"]
     assert (http.workload, http.port, http.public, http.host, http.path, http.writes_need_token) == \

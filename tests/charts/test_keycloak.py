@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mims.blueprint import load_blueprint
-from tests.conftest import find, pod_specs
+from tests.conftest import env_of, find, pod_specs
 
 NS = "alderbrook-iam"
 CLIENTS = ("gateway", "broker", "catalogue", "grafana")
@@ -34,9 +34,6 @@ def server(rendering) -> dict:
     [container] = pod(rendering)["containers"]
     return container
 
-
-def env_of(container: dict) -> dict:
-    return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
 def realm_of(rendering) -> dict:

@@ -6,7 +6,7 @@ import pytest
 
 from mims.blueprint import load_blueprint
 from mims.charts.quantity import bytes_of
-from tests.conftest import find
+from tests.conftest import env_of, find
 
 ONLY_BROKER = {name: {"enabled": False} for name in
                ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}
@@ -26,9 +26,6 @@ def broker_container(rendering) -> dict:
     [container] = find(rendering, "Deployment", "orion-ld")["spec"]["template"]["spec"]["containers"]
     return container
 
-
-def env_of(container: dict) -> dict:
-    return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
 def wrapper(container: dict) -> str:

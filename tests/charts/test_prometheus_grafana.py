@@ -16,7 +16,7 @@ import yaml
 
 from mims.blueprint import load_blueprint
 from mims.charts.quantity import bytes_of
-from tests.conftest import find
+from tests.conftest import env_of, find
 
 NS = "alderbrook-monitoring"
 # Retention in the configuration file (storage.tsdb.retention) needs Prometheus 3.11 or later.
@@ -56,9 +56,6 @@ def container(rendering, workload: str) -> dict:
     [c] = find(rendering, "StatefulSet", workload, NS)["spec"]["template"]["spec"]["containers"]
     return c
 
-
-def env_of(c: dict) -> dict:
-    return {e["name"]: e.get("value") for e in c.get("env", [])}
 
 
 def jobs_by_target(config: dict) -> dict[str, dict]:
