@@ -26,3 +26,11 @@ def stacks_dir() -> Path:
 
 def blueprints_dir() -> Path:
     return data_root() / "blueprints"
+
+
+def cache_dir() -> Path:
+    """Per-user cache (compiled templates, later the toolchain): MIMS_CACHE_DIR or ~/.cache/mims."""
+    override = os.environ.get("MIMS_CACHE_DIR")
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mims"

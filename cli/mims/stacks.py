@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
-from mims.yamlsource import load_yaml
+from mims.yamlsource import load_trusted_yaml, load_yaml
 
 
 class Stack(BaseModel):
@@ -24,10 +24,10 @@ def load_stacks(folder: Path) -> list[Stack]:
     """All stacks, ordered so that every stack comes after the stacks it depends on."""
     stacks: dict[str, Stack] = {}
     for path in sorted(folder.glob("*.yaml")):
-        source = load_yaml(path)
         try:
-            stack = Stack.model_validate(source.data)
+            stack = Stack.model_validate(load_trusted_yaml(path))
         except ValidationError as exc:
+            source = load_yaml(path)
             raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, Stack))) from None
         if stack.name != path.stem:
             raise ChartError(f"{path}: name `{stack.name}` must match the file name `{path.stem}`")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -54,6 +55,19 @@ def dotted(path: Path_) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def load_trusted_yaml(path: Path) -> Any:
+    """Fast load of a file mims ships (chart.yaml, stacks): no positions, parsed by libyaml.
+
+    Callers that find the data invalid load it again with `load_yaml` to report positions."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_FAST_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return load_yaml(path).data  # raises the located problem
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml(path: Path, display: str | None = None) -> SourceDoc:

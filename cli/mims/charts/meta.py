@@ -12,7 +12,7 @@ from mims.blueprint.model import PROFILES, Profile
 from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
-from mims.yamlsource import load_yaml
+from mims.yamlsource import load_trusted_yaml, load_yaml
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
@@ -164,10 +164,10 @@ class Chart:
 
     @classmethod
     def load(cls, path: Path) -> Chart:
-        source = load_yaml(path / "chart.yaml")
         try:
-            meta = ChartMeta.model_validate(source.data)
+            meta = ChartMeta.model_validate(load_trusted_yaml(path / "chart.yaml"))
         except ValidationError as exc:
+            source = load_yaml(path / "chart.yaml")
             raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, ChartMeta))) from None
         return cls(path, meta)
 

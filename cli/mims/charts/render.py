@@ -87,6 +87,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=False,
+            bytecode_cache=_template_cache(),
         )
         self.env.filters["quote"] = lambda v: json.dumps(v, ensure_ascii=False)
         self.env.filters["to_json"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent,
@@ -197,6 +198,17 @@ def _finish(obj: dict, context: dict) -> dict:
     labels.setdefault("mims.io/city", context["city"].name)
     labels.setdefault("mims.io/component", context["component"])
     return obj
+
+
+def _template_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates are cached per user (keyed by each template's checksum): compiling the
+    charts costs more than rendering them."""
+    folder = paths.cache_dir() / "templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def _fail(message: str):
