@@ -127,6 +127,13 @@ def test_service_account_tokens_are_not_mounted_by_default(rendering):
         assert pod.get("automountServiceAccountToken") is False, obj["metadata"]["name"]
 
 
+def test_every_object_says_it_is_managed_by_mims_and_for_which_component(rendering):
+    for obj in rendering.objects():
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "mims", obj["metadata"]["name"]
+        assert labels["mims.io/component"] and labels["mims.io/city"] == rendering.loaded.blueprint.city.name
+
+
 def test_data_volumes_are_protected(rendering):
     for obj in rendering.objects():
         for claim in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:

@@ -31,6 +31,7 @@ def test_render_summary_totals_per_component(cli, tmp_path):
     assert set(components) >= {"iam", "broker", "gateway", "monitoring"}
     total_cpu = sum(c["requests"]["cpu"] for c in components.values())
     assert abs(summary["total"]["requests"]["cpu"] - total_cpu) < 1e-9
+    assert all(c["objects"] > 0 for c in components.values())
 
 
 def test_render_replaces_its_own_output(cli, tmp_path):

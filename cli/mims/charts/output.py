@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 import re
 import shutil
 import tempfile
@@ -71,6 +72,7 @@ _Dumper.add_representer(str, _str_representer)
 
 def summary(rendering: Rendering) -> dict:
     bp = rendering.loaded.blueprint
+    counts = Counter(o["metadata"]["labels"]["mims.io/component"] for o in rendering.objects())
     return {
         "blueprint": str(rendering.loaded.path),
         "city": bp.city.name,
@@ -78,7 +80,8 @@ def summary(rendering: Rendering) -> dict:
         "stacks": [{"name": s.stack.name, "depends_on": s.stack.depends_on, "objects": len(s.objects)}
                    for s in rendering.stacks],
         "objects": sum(len(s.objects) for s in rendering.stacks),
-        "components": {c: fp.as_dict() for c, fp in sorted(rendering.footprints.items())},
+        "components": {c: {"objects": counts.get(c, 0), **fp.as_dict()}
+                       for c, fp in sorted(rendering.footprints.items())},
         "total": rendering.total().as_dict(),
     }
 

@@ -129,7 +129,8 @@ class Renderer:
         for component, chart in charts.items():
             context = dict(shared, **self._chart_context(chart, component, namespaces[component], sections[component]))
             context.update(component_inputs(component, loaded))
-            for obj in self._render_chart(chart, context) + policies.get(component, []):
+            generated = [_finish(policy, context) for policy in policies.get(component, [])]
+            for obj in self._render_chart(chart, context) + generated:
                 owned.append((component, obj))
 
         objects = [obj for _, obj in owned]
