@@ -37,6 +37,9 @@ def with_ingress(patch: dict | None = None) -> dict:
 
 
 SECRET_TLS = {"tls": {"mode": "secret", "secret_name": "alderbrook-tls"}}
+CERT_MANAGER_TLS = {"tls": {"mode": "cert-manager"},
+                    "addons": {"ingress_controller": {"enabled": True},
+                               "cert_manager": {"enabled": True, "options": {"acme_email": "ops@alderbrook.example"}}}}
 
 
 # --- reading nginx.conf -------------------------------------------------------------------------
@@ -278,6 +281,43 @@ def test_secret_tls_behind_the_ingress_controller_ends_tls_there(render):
     assert directive_args(servers(rendering)[f"api.{DOMAIN}"], "listen") == [["8080"]]
 
 
+def test_cert_manager_tls_ends_at_traefik_with_one_acme_certificate_per_host(render):
+    rendering = render(CERT_MANAGER_TLS)
+    ingresses = [o for o in rendering.objects() if o["kind"] == "Ingress"]
+    assert ingresses
+    for ingress in ingresses:
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations["cert-manager.io/cluster-issuer"] == "alderbrook-acme"
+        assert annotations["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
+        [rule] = ingress["spec"]["rules"]
+        host = rule["host"].removesuffix(f".{DOMAIN}")
+        assert ingress["spec"]["tls"] == [{"hosts": [rule["host"]], "secretName": f"alderbrook-tls-{host}"}]
+    # nginx as in mode `external`: plain HTTP on 8080, scheme from Traefik's X-Forwarded-Proto, HSTS.
+    [http] = children(parse_nginx(nginx_conf(rendering)), "http")
+    maps = {args[1]: args[0] for _, args, _ in children(http[2], "map")}
+    assert maps["$mims_proto"] == "$http_x_forwarded_proto"
+    assert "Strict-Transport-Security" in {a[0] for a in directive_args(http[2], "add_header")}
+    assert directive_args(servers(rendering)[f"api.{DOMAIN}"], "listen") == [["8080"]]
+    assert find(rendering, "Service", "gateway", NS)["spec"]["type"] == "ClusterIP"
+    pod = find(rendering, "Deployment", "gateway", NS)["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["config", "tmp"]
+
+
+def test_cert_manager_solver_pods_are_reachable_from_traefik_only(render):
+    policy = find(render(CERT_MANAGER_TLS), "NetworkPolicy", "allow-ingress-acme-http01-solver", NS)
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{
+        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                  "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingress-controller"}}}],
+        "ports": [{"protocol": "TCP", "port": 8089}],
+    }]
+    for patch in ({}, with_ingress(), with_ingress(SECRET_TLS)):
+        rendering = render(patch)
+        assert not [o for o in rendering.objects() if o["kind"] == "NetworkPolicy"
+                    and o["metadata"]["name"] == "allow-ingress-acme-http01-solver"]
+
+
 # --- oauth2-proxy, secrets, network, sizes -------------------------------------------------------
 
 def oauth2_config(rendering) -> dict[str, str]:
@@ -363,7 +403,8 @@ def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
     SECRET_TLS,
     {"tls": {"mode": "none"}, "components": {"gateway": {"options": {"cors_origins": ["https://a.example"]}}}},
     with_ingress(SECRET_TLS),
-], ids=["external", "secret", "none-with-cors", "secret-behind-ingress-controller"])
+    CERT_MANAGER_TLS,
+], ids=["external", "secret", "none-with-cors", "secret-behind-ingress-controller", "cert-manager"])
 def test_nginx_accepts_the_generated_config(render, tmp_path, patch):
     nginx = require_tool("nginx")
     conf = nginx_prefix(nginx_conf(render(patch)), tmp_path, tls=patch.get("tls", {}).get("mode") == "secret")

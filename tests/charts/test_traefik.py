@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from mims.blueprint import load_blueprint
-from tests.conftest import find, pod_specs
+from tests.conftest import find, merge, pod_specs
 
 NS = "alderbrook-ingress-controller"
+CERT_MANAGER = {"addons": {"cert_manager": {"enabled": True, "options": {"acme_email": "it@alderbrook.example"}}}}
 GATEWAY_NS = "alderbrook-gateway"
 
 
@@ -16,7 +17,7 @@ GATEWAY_NS = "alderbrook-gateway"
 def render(write_blueprint, renderer):
     """The small-city example with the add-on on (unless `addon=False`) and a patch."""
     def run(patch: dict | None = None, addon: bool = True):
-        patch = {**(patch or {}), "addons": {"ingress_controller": {"enabled": addon}}}
+        patch = merge(patch or {}, {"addons": {"ingress_controller": {"enabled": addon}}})
         return renderer.render(load_blueprint(write_blueprint(patch)))
     return run
 
@@ -123,9 +124,11 @@ def test_ping_and_prometheus_metrics(render):
      "--entryPoints.web.http.redirections.entryPoint.to=websecure", "--entryPoints.web.forwardedHeaders.insecure=true"),
     ({"mode": "external"},
      "--entryPoints.web.forwardedHeaders.insecure=true", "--entryPoints.web.http.redirections.entryPoint.to=websecure"),
+    ({"mode": "cert-manager"},
+     "--entryPoints.web.http.redirections.entryPoint.to=websecure", "--entryPoints.web.forwardedHeaders.insecure=true"),
 ])
 def test_tls_mode_decides_redirects_and_forwarded_headers(render, tls, present, absent):
-    args = args_of(render({"tls": tls}))
+    args = args_of(render({"tls": tls, **CERT_MANAGER}))
     assert present in args and absent not in args
 
 
@@ -153,3 +156,11 @@ def test_standard_profile_runs_two_with_a_disruption_budget(render):
     rendering = render({"budget": {"profile": "standard"}})
     assert find(rendering, "Deployment", "traefik", NS)["spec"]["replicas"] == 2
     assert find(rendering, "PodDisruptionBudget", "traefik", NS)["spec"]["minAvailable"] == 1
+
+
+def test_traefik_reaches_acme_solver_pods_only_in_cert_manager_mode(render):
+    assert not [o for o in render().objects() if o["metadata"]["name"] == "allow-egress-traefik-acme-http01-solver"]
+    rendering = render({"tls": {"mode": "cert-manager"}, **CERT_MANAGER})
+    [rule] = find(rendering, "NetworkPolicy", "allow-egress-traefik-acme-http01-solver", NS)["spec"]["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8089}]
+    assert rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == GATEWAY_NS

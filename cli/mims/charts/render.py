@@ -25,7 +25,8 @@ FOUNDATION = "foundation"
 SECRET_GENERATE_ANNOTATION = "mims.io/generate"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "mims", "app.kubernetes.io/managed-by": "mims"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass", "StorageClass",
-                  "CustomResourceDefinition", "PriorityClass"}
+                  "CustomResourceDefinition", "PriorityClass", "ClusterIssuer", "APIService",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 
 
 @dataclass
