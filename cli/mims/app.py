@@ -9,6 +9,7 @@ import typer
 
 from mims import __version__
 from mims.commands import blueprint as blueprint_commands
+from mims.commands import cost as cost_commands
 from mims.commands import render as render_commands
 from mims.commands import schema as schema_commands
 from mims.console import err
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 blueprint_commands.register(app)
 render_commands.register(app)
+cost_commands.register(app)
 schema_commands.register(app)
 
 

@@ -55,3 +55,25 @@ class UsageError(MimsError):
     """The command line itself is wrong in a way Typer cannot see (e.g. an existing output dir)."""
 
     exit_code = 2
+
+
+class ToolchainError(MimsError):
+    """A tool mims builds from the Go module proxy (Pulumi, the provider, the simulated cluster's
+    binaries) could not be built or installed; the message names the tool, the failing command and
+    the last lines of its output."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, tool: str = "", command: list[str] | None = None,
+                 output_tail: str = "") -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.command = command or []
+        self.output_tail = output_tail
+
+
+class OverBudget(MimsError):
+    """The blueprint's first-year cost estimate is above its `budget.cap_eur`; `plan` and `up` stop
+    here unless told `--allow-over-budget`."""
+
+    exit_code = 5

@@ -1,4 +1,4 @@
-"""Where the data folders (charts, stacks, blueprints) live: inside the wheel, or in a checkout."""
+"""Where the data folders (charts, stacks, blueprints, prices) live: inside the wheel, or in a checkout."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ def data_root() -> Path:
     override = os.environ.get("MIMS_DATA_DIR")
     if override:
         return Path(override)
+    return _installed_root()
+
+
+def _installed_root() -> Path:
     packaged = Path(__file__).parent / "_data"
     if packaged.is_dir():
         return packaged
@@ -26,6 +30,13 @@ def stacks_dir() -> Path:
 
 def blueprints_dir() -> Path:
     return data_root() / "blueprints"
+
+
+def prices_dir() -> Path:
+    """Price sheets, one YAML file per hosting option (`mims cost`); the installed ones when a
+    MIMS_DATA_DIR folder has none."""
+    chosen = data_root() / "prices"
+    return chosen if chosen.is_dir() else _installed_root() / "prices"
 
 
 def cache_dir() -> Path:

@@ -20,6 +20,7 @@ from mims.blueprint.model import (
     Blueprint,
     cross_checks,
 )
+from mims.cost.sheets import hosting_problems
 from mims.errors import InvalidInput, Problem
 from mims.yamlsource import SourceDoc, load_yaml, type_name
 
@@ -38,16 +39,18 @@ class LoadedBlueprint:
 
 def load_blueprint(path: Path) -> LoadedBlueprint:
     source = load_yaml(path)
-    blueprint = validate_data(source)
+    blueprint = validate_data(source, base_dir=path.parent)
     return LoadedBlueprint(path=path, blueprint=blueprint, source=source)
 
 
-def validate_data(source: SourceDoc) -> Blueprint:
+def validate_data(source: SourceDoc, base_dir: Path | None = None) -> Blueprint:
+    """`base_dir`: the blueprint's folder, which `budget.price_sheets_dir` is relative to."""
     try:
         blueprint = Blueprint.model_validate(source.data)
     except ValidationError as exc:
         raise InvalidInput(pydantic_problems(exc, source, Blueprint)) from None
-    problems = [source.problem(path, message) for path, message in cross_checks(blueprint)]
+    rules = cross_checks(blueprint) + hosting_problems(blueprint.budget, base_dir)
+    problems = [source.problem(path, message) for path, message in rules]
     if problems:
         raise InvalidInput(problems)
     return blueprint

@@ -30,10 +30,71 @@ class City(Strict):
         description="ISO 3166-1 alpha-2 country code, e.g. `NL`.")
 
 
+class Staff(Strict):
+    """People's time, the largest part of the cost. The defaults and their sources are in docs/cost.md."""
+
+    setup_days: float = Field(
+        20, ge=0, le=5000,
+        description="Person-days to set the platform up once: accounts and cluster, DNS and TLS, the "
+                    "realm's users and roles, first data sources, register entries, hand-over. Default "
+                    "20: half the low end of the 40-70 person-days estimated for building such a "
+                    "platform by hand, since mims writes and deploys the manifests (an assumption: no "
+                    "public source states this effort).")
+    day_rate_eur: float = Field(
+        1000, ge=0, le=10_000,
+        description="EUR per person-day for the set-up. Default 1,000: within the EUR 850-1,500 cloud "
+                    "and DevOps freelance day rates seen in 2025.")
+    operations_hours_per_month: float = Field(
+        16, ge=0, le=5000,
+        description="Hours a month to run the platform: updates, alerts, backup checks, user and data "
+                    "requests. Default 16 (two days a month; an assumption).")
+    hourly_rate_eur: float = Field(
+        100, ge=0, le=2000,
+        description="EUR per hour of operations. Default 100: the average rate of IT freelancers in "
+                    "Germany (2025).")
+
+
+class LineItem(Strict):
+    """A cost the platform does not show: a domain, a support contract, training, external backup."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(description="What it is.")
+    amount_eur: float = Field(ge=0, le=100_000_000, description="EUR per `per`.")
+    per: Literal["once", "month", "year"] = Field(description="`once` (first year only), `month` or `year`.")
+
+
 class Budget(Strict):
+    """What the platform may cost and how the cost is estimated (`mims cost`, docs/cost.md)."""
+
     profile: Profile = Field("minimal-50k", description="Sizing profile for every component.")
     cap_eur: int = Field(50_000, gt=0, le=100_000_000,
                          description="Spending cap in EUR for the first year (staff, software, hardware).")
+    horizon_years: int = Field(3, ge=1, le=10,
+                               description="Years the multi-year total covers (set-up once, the rest every year).")
+    hosting: DnsLabel = Field(
+        "hetzner",
+        description="Price sheet (hosting option) to cost the platform on: `hetzner`, `ovh`, `scaleway`, "
+                    "`ionos`, `aws` (comparison), `on-premises` (fill in your own prices), or a sheet "
+                    "of your own in `price_sheets_dir`.")
+    node_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=40)] = Field(
+        "auto", description="Node type from the hosting option's price sheet, or `auto`: the cheapest type "
+                            "whose nodes hold every pod.")
+    size_memory_by: Literal["limits", "requests"] = Field(
+        "limits",
+        description="Which memory figure decides how many nodes are needed: `limits` (default; memory "
+                    "cannot be throttled, and Java services grow to their heap) or `requests` (what "
+                    "the scheduler reserves). CPU is always sized by requests.")
+    staff: Staff = Field(Staff(), description="Set-up and operations effort and rates.")
+    egress_gb_per_month: float = Field(100, ge=0, le=100_000_000,
+                                       description="Expected outgoing internet traffic in GB a month.")
+    backup_factor: float = Field(
+        2, ge=0, le=100,
+        description="Backup storage as a multiple of the volumes' size: 2 keeps one full copy plus "
+                    "retained increments; 0 leaves backups out.")
+    extras: list[LineItem] = Field(default_factory=list, max_length=100,
+                                   description="Other costs: domain, support contract, training...")
+    price_sheets_dir: str | None = Field(
+        None, description="Folder (relative to the blueprint) of the city's own price sheets, one YAML "
+                          "file each; a sheet with a shipped sheet's `id` replaces it.")
 
 
 class Cluster(Strict):

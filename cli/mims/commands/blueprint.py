@@ -11,6 +11,8 @@ from mims.blueprint.starter import StarterAnswers, write_starter
 from mims.charts.output import summary
 from mims.charts.render import Renderer
 from mims.console import err, interactive, out, print_json
+from mims.cost.guard import over_cap_message
+from mims.cost.model import estimate
 from mims.errors import InvalidInput, UsageError
 
 
@@ -49,16 +51,22 @@ def validate(
     blueprint: Path = typer.Argument(..., help="Blueprint YAML file.", envvar="MIMS_BLUEPRINT"),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
 ) -> None:
-    """Check a blueprint, its register entries and @context files, and that it renders."""
+    """Check a blueprint, its register entries and @context files, and that it renders; warn when
+    its first-year cost estimate is over `budget.cap_eur`."""
     try:
         rendering = Renderer().render(load_blueprint(blueprint))
+        cost = estimate(rendering)
     except InvalidInput as exc:
         if as_json:
             print_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
         raise
+    if not cost.within_cap:
+        err.print(f"warning: {over_cap_message(cost)}", markup=False)
     result = summary(rendering)
     if as_json:
-        print_json({"valid": True} | result)
+        print_json({"valid": True} | result | {"budget": {
+            "hosting": cost.sheet.id, "first_year_total": round(cost.first_year_total, 2),
+            "cap": cost.cap, "within_cap": cost.within_cap}})
         return
     out.print(f"{blueprint}: valid ({len(rendering.charts)} components, {result['objects']} objects "
               f"in {len(rendering.stacks)} stacks)")

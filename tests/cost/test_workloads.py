@@ -1,0 +1,62 @@
+"""Reading what the rendered objects ask of a cluster, object kind by object kind."""
+
+from __future__ import annotations
+
+from mims.cost.model import pack
+from mims.cost.packing import allocatable
+from mims.cost.sheets import NodeType
+from mims.cost.workloads import workloads_of
+
+MIB = 2**20
+
+
+def _pod(containers, init=()):
+    return {"template": {"spec": {
+        "containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(containers)],
+        "initContainers": [{"name": f"i{i}", "resources": r} for i, r in enumerate(init)]}}}
+
+
+def _obj(kind, name, spec, component="broker"):
+    return {"kind": kind, "metadata": {"name": name, "namespace": f"x-{component}",
+                                       "labels": {"mims.io/component": component}}, "spec": spec}
+
+
+SMALL = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}
+BIG_INIT = {"requests": {"cpu": "500m", "memory": "32Mi"}, "limits": {"cpu": "2", "memory": "32Mi"}}
+
+
+def test_every_kind_is_counted_the_way_a_cluster_would():
+    objects = [
+        _obj("StatefulSet", "db", {"replicas": 3, **_pod([SMALL, SMALL], init=[BIG_INIT]),
+                                   "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                                       "resources": {"requests": {"storage": "5Gi"}}}}]}),
+        _obj("Deployment", "off", {"replicas": 0, **_pod([SMALL])}),
+        _obj("Deployment", "one", _pod([SMALL])),  # replicas default to 1
+        _obj("DaemonSet", "agent", _pod([SMALL]), component="monitoring"),
+        _obj("Job", "once", _pod([SMALL]), component="ai-registry"),
+        _obj("PersistentVolumeClaim", "files", {"resources": {"requests": {"storage": "1Gi"}}}),
+        _obj("Service", "lb", {"type": "LoadBalancer"}, component="gateway"),
+        _obj("Service", "internal", {"ports": [{"port": 80}]}),
+    ]
+    work = workloads_of(objects)
+    # db: two 100m containers = 200m, but the 500m init container is bigger; memory 2 x 64 = 128Mi requested.
+    assert [(p.label, p.cpu_request_m, p.memory_request // MIB, p.memory_limit // MIB) for p in work.pods] == [
+        ("broker/db-0", 500, 128, 256), ("broker/db-1", 500, 128, 256), ("broker/db-2", 500, 128, 256),
+        ("broker/one-0", 100, 64, 128)]
+    assert [v.name for v in work.volumes] == ["data-db-0", "data-db-1", "data-db-2", "files"]
+    assert sum(v.gib for v in work.volumes) == 16
+    assert [(d.label, d.cpu_request_m) for d in work.daemons] == [("monitoring/agent", 100)]
+    assert [j.label for j in work.jobs] == ["ai-registry/once"]
+    assert [(b.component, b.name) for b in work.load_balancers] == [("gateway", "lb")]
+    assert work.components() == ["ai-registry", "broker", "gateway", "monitoring"]
+
+
+def test_a_pod_without_a_memory_limit_is_sized_by_its_request():
+    [pod] = workloads_of([_obj("Deployment", "x", _pod([{"requests": {"cpu": "10m", "memory": "200Mi"}}]))]).pods
+    assert pod.memory("limits") == pod.memory("requests") == 200 * MIB
+
+
+def test_daemonset_pods_come_off_every_node():
+    work = workloads_of([_obj("DaemonSet", "agent", _pod([SMALL])), _obj("Deployment", "one", _pod([SMALL]))])
+    [node] = pack(work, NodeType(name="n", vcpu=4, memory_gib=16), "limits")
+    assert (node.cpu_m, node.memory) == allocatable(4, 16, ((100, 128 * MIB),))
