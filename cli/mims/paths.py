@@ -45,3 +45,14 @@ def cache_dir() -> Path:
     if override:
         return Path(override)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mims"
+
+
+def home_dir() -> Path:
+    """Per-user state that must survive (Pulumi state, passphrase, simulated clusters): MIMS_HOME or ~/.mims."""
+    override = os.environ.get("MIMS_HOME")
+    return Path(override) if override else Path.home() / ".mims"
+
+
+def clusters_dir() -> Path:
+    """One folder per simulated cluster (its PKI, kubeconfig, data, logs and process ids)."""
+    return home_dir() / "clusters"
