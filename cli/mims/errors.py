@@ -77,3 +77,17 @@ class OverBudget(MimsError):
     here unless told `--allow-over-budget`."""
 
     exit_code = 5
+
+
+class ClusterError(MimsError):
+    """A cluster could not be created, reached or stopped (a simulated cluster's process died, a
+    kubeconfig context is missing, kind has no container runtime); the message names the log to read."""
+
+    exit_code = 6
+
+
+class DeployError(MimsError):
+    """Pulumi could not preview, update or destroy a stack; the message names the stack and the
+    failing resources. Nothing after the failed stack ran; re-running converges."""
+
+    exit_code = 7
