@@ -140,7 +140,7 @@ def _run(path: Path) -> str:
 
 def test_shipped_tools_file_loads():
     go_min, tools = load_tools()
-    assert set(tools) == {"pulumi", "pulumi-kubernetes", "kubernetes", "etcd", "kwok"}
+    assert set(tools) == {"pulumi", "pulumi-kubernetes", "kubernetes", "kubectl", "etcd", "kwok"}
     assert go_min
     provider = tools["pulumi-kubernetes"]
     assert provider.plugin is not None and provider.plugin.name == "kubernetes"

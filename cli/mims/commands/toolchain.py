@@ -1,0 +1,155 @@
+"""`mims toolchain install` builds the binaries mims runs (Pulumi, its Kubernetes provider, the
+simulated cluster's control plane and kwok) from the Go module proxy; `mims toolchain status` says
+which are there (docs/toolchain.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mims import toolchain
+from mims.console import err, new_table, out, print_json
+from mims.errors import UsageError
+
+app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="Build and inspect the binaries mims runs (Pulumi, the provider, the simulated "
+                       "cluster).")
+
+STATE_STYLE = {"present": "green", "missing": "red", "stale": "yellow"}
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app)
+
+
+@app.command("install")
+def install(
+    tools: list[str] = typer.Argument(None, metavar="[TOOL]...",
+                                      help="Tools to build (default: all): pulumi, pulumi-kubernetes, "
+                                           "kubernetes, etcd, kwok."),
+    as_json: bool = typer.Option(False, "--json", help="Print the installed tools as JSON."),
+) -> None:
+    """Build the tools that are not built yet (a cold build of all takes about 20 minutes on 2 cores);
+    tools already built are left alone."""
+    names = list(dict.fromkeys(tools)) if tools else None
+    _, known = toolchain.load_tools()
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise UsageError(f"unknown tool {', '.join(unknown)}; choose from {', '.join(known)}")
+    with _Reporter() as reporter:
+        result = toolchain.install(names, progress=reporter)
+    root = toolchain.toolchain_dir()
+    if as_json:
+        print_json({"toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()), "tools": [
+            {"name": t.name, "version": t.version, "dir": str(t.dir), "built": t.built,
+             "binaries": {b: str(p) for b, p in t.binaries.items()}, "seconds": reporter.seconds(t.name)}
+            for t in result.values()]})
+        return
+    table = _table("tool", "version", "this run", "path")
+    for t in result.values():
+        seconds = reporter.seconds(t.name)
+        table.add_row(t.name, t.version, f"built in {seconds:.0f}s" if t.built else "already built",
+                      _relative(t.dir, root))
+    out.print(table)
+    _print_dirs(root)
+
+
+@app.command("status")
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Show which tools are built (present), not built (missing) or out of date (stale), and where."""
+    statuses = toolchain.status()
+    root = toolchain.toolchain_dir()
+    if as_json:
+        print_json({"toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()),
+                    "ready": all(s.state == "present" for s in statuses), "tools": [
+                        {"name": s.name, "version": s.version, "state": s.state, "dir": str(s.dir),
+                         "build_seconds": s.build_seconds,
+                         "binaries": {b: str(p) for b, p in s.binaries.items()},
+                         "plugin_dir": str(s.plugin_dir) if s.plugin_dir else None}
+                        for s in statuses]})
+        return
+    table = _table("tool", "version", "state", "build took", "path")
+    for s in statuses:
+        took = f"{s.build_seconds:.0f}s" if s.build_seconds is not None and s.state == "present" else ""
+        table.add_row(s.name, s.version, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", took,
+                      _relative(s.dir, root))
+    out.print(table)
+    _print_dirs(root)
+    todo = [s.name for s in statuses if s.state != "present"]
+    if todo:
+        out.print(f"{len(statuses) - len(todo)} of {len(statuses)} built; `mims toolchain install` builds "
+                  f"{', '.join(todo)} (docs/toolchain.md)", markup=False)
+    else:
+        out.print(f"all {len(statuses)} tools built", markup=False)
+
+
+class _Reporter:
+    """The progress hook of `toolchain.install`: one stderr line per step with the seconds since the
+    tool's first step, and on a terminal a spinner with a running clock under them."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+        self.progress: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> _Reporter:
+        if err.is_terminal:
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                     console=err, transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        now = time.monotonic()
+        for name in self.started:
+            self.ended.setdefault(name, now)
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, tool: str, message: str) -> None:
+        now = time.monotonic()
+        if tool not in self.started:
+            for name in self.started:  # install() works on one tool at a time
+                self._finish(name, now)
+            self.started[tool] = now
+        elapsed = now - self.started[tool]
+        err.print(f"{elapsed:5.0f}s  {tool}: {message}", markup=False, highlight=False)
+        if self.progress is not None:
+            if tool not in self.tasks:
+                self.tasks[tool] = self.progress.add_task(tool)
+            self.progress.update(self.tasks[tool], description=f"{tool}: {message}")
+
+    def _finish(self, name: str, now: float) -> None:
+        self.ended.setdefault(name, now)
+        if self.progress is not None and name in self.tasks:
+            self.progress.remove_task(self.tasks.pop(name))
+
+    def seconds(self, tool: str) -> float | None:
+        if tool not in self.started:
+            return None
+        return round(self.ended.get(tool, time.monotonic()) - self.started[tool], 1)
+
+
+def _table(*columns: str) -> Table:
+    table = new_table(*columns)
+    for column in table.columns[:-1]:
+        column.no_wrap = True
+    table.columns[-1].overflow = "fold"
+    return table
+
+
+def _relative(path: Path, root: Path) -> str:
+    """Paths in the tables are relative to the toolchain dir printed under them (--json has them whole)."""
+    return f"{path.relative_to(root)}/" if path.is_relative_to(root) else str(path)
+
+
+def _print_dirs(root: Path) -> None:
+    out.print(f"toolchain dir: {root}", markup=False)
+    out.print(f"PULUMI_HOME:   {toolchain.pulumi_home()}", markup=False)
