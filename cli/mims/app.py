@@ -7,11 +7,20 @@ import sys
 
 import typer
 
+try:  # typer up to 0.2x used the click package; later releases vendor it
+    from click import ClickException
+except ImportError:
+    from typer._click import ClickException
+
 from mims import __version__
 from mims.commands import blueprint as blueprint_commands
+from mims.commands import cluster as cluster_commands
 from mims.commands import cost as cost_commands
+from mims.commands import doctor as doctor_commands
+from mims.commands import platform as platform_commands
 from mims.commands import render as render_commands
 from mims.commands import schema as schema_commands
+from mims.commands import toolchain as toolchain_commands
 from mims.console import err
 from mims.errors import InvalidInput, MimsError
 
@@ -25,8 +34,12 @@ app = typer.Typer(
 )
 blueprint_commands.register(app)
 render_commands.register(app)
+platform_commands.register(app)
 cost_commands.register(app)
 schema_commands.register(app)
+cluster_commands.register(app)
+toolchain_commands.register(app)
+doctor_commands.register(app)
 
 
 def _version(value: bool) -> None:
@@ -58,13 +71,9 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors surface here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except ClickException as exc:  # usage errors surface here in non-standalone mode
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 def report(exc: MimsError) -> None:

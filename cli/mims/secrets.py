@@ -1,12 +1,17 @@
 """Generated secrets: the `mims.io/generate` annotation vocabulary (docs/secrets.md).
 
-The renderer only declares what to generate; values exist only at deploy time, inside the engine.
+The renderer only declares what to generate; values exist only at deploy time, inside the engine,
+which generates them here once and keeps them as encrypted Pulumi secrets.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import secrets
+import string
 from dataclasses import dataclass
 
 ANNOTATION = "mims.io/generate"
@@ -51,3 +56,67 @@ def generators(secret: dict) -> dict[str, Generator]:
         if missing:
             raise ValueError(f"key {key!r} hashes unknown key(s) {', '.join(missing)}")
     return parsed
+
+
+_ALPHABET = string.ascii_letters + string.digits
+# mosquitto_passwd's own defaults for `$7$` (PBKDF2-SHA512) entries: 12-byte salt, 101 iterations.
+_MOSQUITTO_SALT_BYTES = 12
+_MOSQUITTO_ITERATIONS = 101
+
+
+@dataclass
+class SecretValues:
+    """Every value mims has generated for one deployment: per Secret (`namespace/name` -> key -> value)
+    and per `shared:<id>`. Kept only as an encrypted Pulumi secret; reused on every run."""
+
+    secrets: dict[str, dict[str, str]]
+    shared: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> SecretValues:
+        data = data or {}
+        return cls(secrets={k: dict(v) for k, v in (data.get("secrets") or {}).items()},
+                   shared=dict(data.get("shared") or {}))
+
+    def as_dict(self) -> dict:
+        return {"secrets": self.secrets, "shared": self.shared}
+
+    def fill(self, secret: dict) -> tuple[dict[str, str], bool]:
+        """The values of a rendered Secret, generating (and remembering) the missing ones; the flag
+        says whether anything new was generated."""
+        gens = generators(secret)
+        ref = f"{secret['metadata'].get('namespace', '')}/{secret['metadata']['name']}"
+        known = self.secrets.setdefault(ref, {})
+        before = dict(known)
+        fresh: set[str] = set()
+        for key, gen in gens.items():
+            if gen.kind == "shared":
+                if gen.shared_id not in self.shared:
+                    self.shared[gen.shared_id] = _random_text(gen.length)
+                if known.get(key) != self.shared[gen.shared_id]:
+                    known[key] = self.shared[gen.shared_id]
+                    fresh.add(key)
+            elif gen.kind != "mosquitto-passwd" and key not in known:
+                known[key] = _random_text(gen.length) if gen.kind == "random" else _cookie(gen.length)
+                fresh.add(key)
+        for key, gen in gens.items():
+            if gen.kind == "mosquitto-passwd" and (key not in known or fresh & set(gen.users)):
+                known[key] = "".join(mosquitto_passwd_line(user, known[user]) for user in gen.users)
+        values = {key: known[key] for key in gens}
+        return values, known != before
+
+
+def _random_text(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _cookie(size: int) -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(size)).decode()
+
+
+def mosquitto_passwd_line(user: str, password: str, salt: bytes | None = None) -> str:
+    """One line of a Mosquitto 2 password file, as `mosquitto_passwd` writes it."""
+    salt = salt or secrets.token_bytes(_MOSQUITTO_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _MOSQUITTO_ITERATIONS)
+    return (f"{user}:$7${_MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}"
+            f"${base64.b64encode(digest).decode()}\n")

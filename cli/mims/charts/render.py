@@ -41,6 +41,14 @@ class Rendering:
     stacks: list[StackRender]
     charts: dict[str, Chart]
     footprints: dict[str, Footprint]
+    endpoints: dict[str, ResolvedEndpoint] = field(default_factory=dict)
+
+    def public_urls(self) -> list[tuple[ResolvedEndpoint, str]]:
+        """Every public endpoint with the URL people use, in component order."""
+        bp = self.loaded.blueprint
+        scheme = "http" if bp.tls.mode == "none" else "https"
+        return [(e, f"{scheme}://{e.host}.{bp.domain}{e.path}") for e in self.endpoints.values()
+                if e.public and e.host]
 
     def objects(self) -> list[dict]:
         return [obj for stack in self.stacks for obj in stack.objects]
@@ -151,7 +159,7 @@ class Renderer:
         for stack in self.stacks:
             members = set(stack.components)
             stacks.append(StackRender(stack, [o for c, o in owned if c in members]))
-        return Rendering(loaded, stacks, charts, footprints)
+        return Rendering(loaded, stacks, charts, footprints, endpoints)
 
     @staticmethod
     def _chart_context(chart: Chart, component: str, namespace: str | None, section: Any) -> dict:

@@ -7,12 +7,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich import box
-from rich.table import Table
 
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer
-from mims.console import err, out, print_json
+from mims.console import err, out, print_json, new_table
 from mims.cost.chart import FORMATS, compare_chart, single_chart, write_chart
 from mims.cost.model import Estimate, estimate
 from mims.cost.report import GIB, as_dict, compare_markdown, eur, headline, markdown, nodes_text
@@ -96,7 +94,7 @@ def _print_estimate(e: Estimate) -> None:
     out.print(f"{e.city} on {e.sheet.name} (price sheet `{e.sheet.id}`, oldest price "
               f"{e.sheet.date.isoformat()}); amounts in EUR", markup=False)
     out.print(f"nodes: {nodes_text(e)}", markup=False)
-    table = _table("category", "item", "first year", f"{years} years", title="By category")
+    table = new_table("category", "item", "first year", f"{years} years", title="By category")
     for column in table.columns[2:]:
         column.justify, column.no_wrap = "right", True
     for line in e.lines:
@@ -106,7 +104,7 @@ def _print_estimate(e: Estimate) -> None:
                   eur(sum(line.over(years) for line in e.lines if line.infrastructure)))
     table.add_row("total", "", eur(e.first_year_total), eur(e.horizon_total), style="bold")
     out.print(table)
-    table = _table("component", "pods", "CPU req", "mem GiB", "disk GiB", "share", "infra/yr",
+    table = new_table("component", "pods", "CPU req", "mem GiB", "disk GiB", "share", "infra/yr",
                    title="By component (share of the requests; infrastructure: its own volumes and load "
                          "balancers plus its share of the rest)")
     for column in table.columns:
@@ -117,7 +115,7 @@ def _print_estimate(e: Estimate) -> None:
         table.add_row(c.name, str(c.pods), f"{c.cpu_request_m / 1000:g}", f"{c.memory_request / GIB:.2f}",
                       f"{c.storage / GIB:g}", f"{c.share:.1%}", eur(c.infrastructure_per_year))
     out.print(table)
-    table = _table("component", "software", "licence", title="Software licences (no licence fees)")
+    table = new_table("component", "software", "licence", title="Software licences (no licence fees)")
     for c in e.components:
         for software, licence in c.licences:
             table.add_row(c.name, software, licence)
@@ -127,7 +125,7 @@ def _print_estimate(e: Estimate) -> None:
 
 def _print_comparison(results: list[Estimate]) -> None:
     first = results[0]
-    table = _table("hosting", "nodes", "infra/yr", "year 1", f"{first.horizon_years} years", "cap", "prices",
+    table = new_table("hosting", "nodes", "infra/yr", "year 1", f"{first.horizon_years} years", "cap", "prices",
                    title=f"{first.city}: cost by hosting option in EUR (first-year cap {first.cap:,}; staff "
                          f"{first.staff_first_year:,.0f} in the first year on every option)")
     for column in table.columns:
@@ -141,7 +139,3 @@ def _print_comparison(results: list[Estimate]) -> None:
     out.print(table)
     if any(e.stale_prices for e in results):
         out.print("* the sheet has a price older than a year (see the warnings)")
-
-
-def _table(*columns: str, title: str) -> Table:
-    return Table(*columns, title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)

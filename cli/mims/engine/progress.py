@@ -1,0 +1,78 @@
+"""Progress on stderr while stacks run: one line per stack start and end, one per changed resource.
+Lines, not a live display, so logs of CI and GitOps runs read the same as a terminal."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from pulumi.automation import events
+
+from mims.console import err
+
+# The engine steps mims counts; a replacement also emits create-replacement and delete-replaced
+# steps, which are part of its one `replace`.
+_COUNTED = ("create", "update", "replace", "delete", "same")
+_DONE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+
+
+class Reporter:
+    """Writes progress lines; thread-safe because stacks run in parallel."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._lock = threading.Lock()
+
+    def say(self, text: str, style: str | None = None) -> None:
+        if not self.quiet:
+            with self._lock:
+                err.print(text, style=style, markup=False, highlight=False)
+
+    def stack_started(self, stack: str) -> None:
+        self.say(f"{stack}: started")
+
+    def stack_finished(self, outcome) -> None:
+        changes = ", ".join(f"{n} {k}" for k, n in sorted(outcome.changes.items()) if n and k != "same")
+        self.say(f"{outcome.name}: done in {outcome.seconds:.1f} s ({changes or 'no changes'})")
+
+    def stack_failed(self, stack: str, text: str) -> None:
+        self.say(f"{stack}: failed: {text}", style="red")
+
+    def listener(self, stack: str, planning: bool = False) -> StackListener:
+        return StackListener(self, stack, planning)
+
+
+class StackListener:
+    """Receives one stack's engine events: prints each change, counts the Kubernetes objects per
+    operation (the engine's own summary also counts its stack and provider) and keeps error lines."""
+
+    def __init__(self, reporter: Reporter, stack: str, planning: bool):
+        self.reporter = reporter
+        self.stack = stack
+        self.planning = planning
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
+
+    def __call__(self, event: events.EngineEvent) -> None:
+        step = None
+        if self.planning and event.resource_pre_event:
+            step = event.resource_pre_event.metadata
+        elif not self.planning and event.res_outputs_event:
+            step = event.res_outputs_event.metadata
+        op = step.op.value if step is not None else None
+        if op in _COUNTED and step.type.startswith("kubernetes:"):
+            self.counts[op] += 1
+            if op != "same":
+                verb = ("will " + op) if self.planning else _DONE[op]
+                self.reporter.say(f"{self.stack}: {verb} {step.type.rsplit(':', 1)[-1]} "
+                                  f"{step.urn.rsplit('::', 1)[-1]}", style=_STYLE.get(op))
+        diagnostic = event.diagnostic_event
+        if diagnostic and diagnostic.severity == "error" and diagnostic.urn:
+            name = diagnostic.urn.rsplit("::", 1)[-1]
+            message = " ".join(diagnostic.message.split())
+            if not diagnostic.urn.split("::")[-2].startswith("pulumi:pulumi:Stack"):
+                self.errors.append(f"{name}: {message}")
+
+    def failure(self, fallback: str) -> str:
+        return "\n  ".join(dict.fromkeys(self.errors)) or fallback
