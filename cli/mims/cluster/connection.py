@@ -53,11 +53,12 @@ class ClusterConnection:
 
 
 def resolve(cluster: Cluster | None, *, kubeconfig: Path | None = None, context: str | None = None,
-            sim_name: str = "mims", create_sim: bool = False,
+            sim_name: str = "mims", create_sim: bool = False, sim_node: tuple[str, str] | None = None,
             progress: Progress | None = None) -> ClusterConnection:
     """`--kubeconfig`/`--context` win over the blueprint's `cluster` section; without either, the
     blueprint's target decides (a simulated cluster when there is no section). `create_sim` starts
-    the simulated or kind cluster when it is not running, else its absence is an error."""
+    the simulated or kind cluster when it is not running, else its absence is an error; a new
+    simulated cluster's node gets `sim_node` (cpu, memory)."""
     if kubeconfig is not None or context is not None:
         return existing_context(context, kubeconfig)
     target = cluster.target if cluster is not None else "sim"
@@ -75,7 +76,8 @@ def resolve(cluster: Cluster | None, *, kubeconfig: Path | None = None, context:
         return ClusterConnection("kind", sim_name, kind.kubeconfig, kind.context)
     sim = SimCluster(sim_name)
     if create_sim:
-        sim.create(progress=progress)
+        cpu, memory = sim_node or (None, None)
+        sim.create(cpu=cpu, memory=memory, progress=progress)
     else:
         state = sim.status().state
         if state == "missing":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer, Rendering
-from mims.cluster import ClusterConnection, resolve
+from mims.charts.quantity import bytes_of, cpu_millicores
+from mims.cluster import ClusterConnection, SimCluster, resolve
 from mims.console import err
 from mims.cost.guard import check_cap
 from mims.cost.model import estimate
@@ -16,6 +17,7 @@ from mims.engine.orchestrator import Engine
 from mims.engine.program import Target
 from mims.engine.progress import Reporter
 from mims.engine.readiness import WorkloadState, workload_states
+from mims.errors import ClusterError
 
 
 @dataclass
@@ -37,10 +39,38 @@ def open_deployment(blueprint: Path, *, kubeconfig: Path | None = None, context:
     if allow_over_budget is not None:
         check_cap(estimate(rendering), allow_over_budget)
     reporter = Reporter(quiet=quiet)
+    node = sim_node_for(rendering)
     cluster = resolve(rendering.loaded.blueprint.cluster, kubeconfig=kubeconfig, context=context,
-                      create_sim=create_cluster, progress=reporter.say)
+                      create_sim=create_cluster, sim_node=node, progress=reporter.say)
+    if cluster.kind == "sim":
+        _check_sim_size(cluster, node)
     if cluster.kind == "sim" and not quiet:
         err.print(f"cluster: simulated cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig}); "
                   f"pods are scheduled but never run", markup=False)
     engine = Engine(rendering, Target(cluster.kubeconfig, cluster.context), reporter=reporter)
     return Deployment(rendering, cluster, engine)
+
+
+# Node sizes of simulated clusters: the minimal-50k node first, so its scheduler enforces that
+# profile's requests as one real node would; larger blueprints get the next size that fits.
+SIM_NODE_SIZES = [("4", "16Gi"), ("8", "32Gi"), ("16", "64Gi"), ("32", "128Gi")]
+
+
+def sim_node_for(rendering: Rendering) -> tuple[str, str]:
+    total = rendering.total()
+    for cpu, memory in SIM_NODE_SIZES:
+        if cpu_millicores(cpu) >= total.cpu_request_m and bytes_of(memory) >= total.memory_request:
+            return cpu, memory
+    return SIM_NODE_SIZES[-1]
+
+
+def _check_sim_size(cluster: ClusterConnection, node: tuple[str, str]) -> None:
+    """A simulated node too small for the blueprint leaves pods Pending until Pulumi times out."""
+    status = SimCluster(cluster.name).status()
+    if status.node_cpu is None or status.node_memory is None:
+        return
+    if cpu_millicores(status.node_cpu) < cpu_millicores(node[0]) or bytes_of(status.node_memory) < bytes_of(node[1]):
+        raise ClusterError(f"simulated cluster `{cluster.name}` has a node of {status.node_cpu} CPU / "
+                           f"{status.node_memory}; this blueprint needs {node[0]} CPU / {node[1]}. Run "
+                           f"`mims cluster delete --name {cluster.name} --yes` and deploy again, or deploy "
+                           f"to another cluster with --context")
