@@ -132,9 +132,17 @@ def test_sdk_not_installed_is_missing(machine, monkeypatch):
 
 
 def test_container_runtime_found_on_path(machine):
-    script(machine["bin"] / "podman", ["podman version 5.4.2"])
+    script(machine["bin"] / "podman", ["5.4.2"])
     runtime = by_name(doctor.run_checks())["container runtime"]
-    assert runtime.state == "ok" and runtime.detail == f"podman version 5.4.2 at {machine['bin'] / 'podman'}"
+    assert runtime.state == "ok" and runtime.detail == f"podman 5.4.2 at {machine['bin'] / 'podman'}"
+
+
+def test_container_runtime_without_its_engine_is_a_warning(machine):
+    cli = machine["bin"] / "docker"
+    cli.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    cli.chmod(0o755)
+    runtime = by_name(doctor.run_checks())["container runtime"]
+    assert runtime.state == "warn" and "does not answer" in runtime.detail
 
 
 def test_no_container_runtime_is_a_warning(machine):

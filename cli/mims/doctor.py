@@ -184,17 +184,21 @@ def sdk_check(distribution: str, tool: Tool) -> Check:
 
 
 def container_runtime_check() -> Check:
-    """Only kind clusters need one; the simulated cluster runs plain processes."""
+    """Only kind clusters need one, and a running one: a docker CLI without its daemon is no help.
+    The simulated cluster runs plain processes."""
     for runtime in CONTAINER_RUNTIMES:
         path = shutil.which(runtime)
         if path is None:
             continue
         try:
-            text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                                  check=False).stdout.strip()
+            answer = subprocess.run([path, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                                    text=True, timeout=RUN_TIMEOUT, check=False)
         except (OSError, subprocess.SubprocessError):
-            text = ""
-        return Check("container runtime", "ok", f"{text or runtime} at {path}")
+            answer = None
+        if answer is None or answer.returncode != 0:
+            return Check("container runtime", "warn", f"{runtime} is at {path} but its engine does not answer "
+                                                      f"(needed only for kind clusters)")
+        return Check("container runtime", "ok", f"{runtime} {answer.stdout.strip()} at {path}")
     return Check("container runtime", "warn", "neither docker nor podman is on PATH (needed only for kind "
                                               "clusters; the simulated cluster needs none)")
 
