@@ -98,10 +98,12 @@ def test_stopped_simulated_cluster_says_how_to_start_it(home):
 
 def test_simulated_cluster_is_created_when_asked(home, monkeypatch):
     calls = []
-    monkeypatch.setattr(SimCluster, "create", lambda self, progress=None: calls.append((self.name, progress)))
+    monkeypatch.setattr(SimCluster, "create", lambda self, cpu=None, memory=None, progress=None:
+                        calls.append((self.name, cpu, memory, progress)))
     say = print
-    connection = resolve(Cluster(target="sim"), sim_name="ci", create_sim=True, progress=say)
-    assert calls == [("ci", say)]
+    connection = resolve(Cluster(target="sim"), sim_name="ci", create_sim=True, sim_node=("8", "32Gi"),
+                         progress=say)
+    assert calls == [("ci", "8", "32Gi", say)]
     assert connection == ClusterConnection("sim", "ci", home / "clusters" / "ci" / "kubeconfig", None)
 
 
