@@ -18,6 +18,9 @@ from mims.secrets import ANNOTATION
 
 k8s_version = version("pulumi-kubernetes")
 
+# The provider's Service await re-checks endpoints after a fixed 10 s pause: 10 s per stack for
+# nothing, as the Deployments and StatefulSets behind the Services are awaited anyway.
+SKIP_AWAIT = "pulumi.com/skipAwait"
 # Created before everything else of their stack: the objects that others live in or are typed by.
 _FIRST_KINDS = {"Namespace", "CustomResourceDefinition"}
 
@@ -66,6 +69,8 @@ class StackProgram:
         if obj["kind"] == "Secret" and ANNOTATION in (meta.get("annotations") or {}):
             values = self.secret_values[secret_ref(obj)]
             props["stringData"] = pulumi.Output.secret(values)
+        if obj["kind"] == "Service":
+            props["metadata"] = {**meta, "annotations": {**(meta.get("annotations") or {}), SKIP_AWAIT: "true"}}
         retain = obj["kind"] == "Namespace" and meta["name"] in self.retained_namespaces
         options = pulumi.ResourceOptions(provider=provider, depends_on=depends_on, retain_on_delete=retain)
         return KubernetesObject(resource_name(obj), props, options)
