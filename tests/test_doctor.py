@@ -22,7 +22,7 @@ def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
 
 def test_checks_cover_everything_in_reading_order(machine):
     assert [c.name for c in doctor.run_checks()] == [
-        "python", "mims", "toolchain dir", "mims home", *(f"tool {t}" for t in TOOLS), "go", "pulumi SDK",
+        "python", "mims", "toolchain dir", "toolchain sources", "mims home", *(f"tool {t}" for t in TOOLS), "go", "pulumi SDK",
         "pulumi-kubernetes SDK", "container runtime", "passphrase"]
 
 
@@ -30,7 +30,8 @@ def test_every_tool_present_and_running_is_ok_and_go_is_not_needed(machine):
     checks = by_name(doctor.run_checks())
     assert [checks[f"tool {t}"].state for t in TOOLS] == ["ok"] * len(TOOLS)
     assert checks["tool kubernetes"].detail == "1.33.13 in kubernetes-1.33.13/, built in 12s"
-    assert checks["go"].state == "ok" and "not needed: every tool is built" in checks["go"].detail
+    assert checks["go"].state == "ok" and "not needed: every tool is installed" in checks["go"].detail
+    assert checks["toolchain sources"].detail == "present, download, build"
     assert doctor.blocking_error(list(checks.values())) is None
 
 
@@ -40,25 +41,62 @@ def test_missing_tool_is_a_warning_when_go_can_build_it(machine):
     checks = doctor.run_checks()
     kwok = by_name(checks)["tool kwok"]
     assert kwok.state == "warn" and not kwok.blocking
-    assert kwok.detail == "0.8.0 not built yet (sigs.k8s.io/kwok@v0.8.0)"
-    assert kwok.fix == "`mims toolchain install kwok` builds it"
-    assert by_name(checks)["go"].detail == f"go1.26.8 at {machine['bin'] / 'go'}"
+    assert kwok.detail == "0.8.0 not installed yet (sigs.k8s.io/kwok@v0.8.0)"
+    assert kwok.fix == "`mims toolchain install kwok` downloads it from github.com or builds it"
+    assert by_name(checks)["go"].detail == (f"go1.26.8 at {machine['bin'] / 'go'} (needed only if kwok cannot "
+                                            f"be downloaded)")
     assert doctor.blocking_error(checks) is None
 
 
-def test_missing_tool_without_go_blocks_with_exit_4(machine):
+def test_missing_tool_without_go_can_still_be_downloaded(machine):
     remove_tool(machine["toolchain"], "etcd")
+    checks = by_name(doctor.run_checks())
+    etcd, go = checks["tool etcd"], checks["go"]
+    assert etcd.state == "warn" and not etcd.blocking
+    assert etcd.fix == "`mims toolchain install etcd` downloads it from github.com"
+    assert go.state == "warn" and go.detail == "not on PATH (needed only if etcd cannot be downloaded)"
+    assert doctor.blocking_error(list(checks.values())) is None
+
+
+def test_missing_tool_found_on_path_is_a_warning_without_go(machine, monkeypatch):
+    monkeypatch.setenv("MIMS_OFFLINE", "1")
+    remove_tool(machine["toolchain"], "etcd")
+    script(machine["bin"] / "etcd", ["etcd Version: 3.6.16", "Git SHA: abc"])
+    etcd = by_name(doctor.run_checks())["tool etcd"]
+    assert etcd.state == "warn" and etcd.fix == f"`mims toolchain install etcd` links {machine['bin'] / 'etcd'}"
+
+
+def test_missing_tool_without_go_blocks_with_exit_4_offline(machine, monkeypatch):
+    monkeypatch.setenv("MIMS_OFFLINE", "1")
+    remove_tool(machine["toolchain"], "etcd")
+    script(machine["bin"] / "etcd", ["etcd Version: 3.6.1"])  # another version: not used
     checks = doctor.run_checks()
     etcd, go = by_name(checks)["tool etcd"], by_name(checks)["go"]
     assert etcd.state == "missing" and etcd.blocking
     assert go.state == "missing" and go.fix == "install Go 1.26 or newer"
     error = doctor.blocking_error(checks)
     assert isinstance(error, ToolchainError) and error.exit_code == 4 and error.tool == "etcd"
-    assert str(error) == ("etcd is not built and cannot be built here (go: not on PATH (needed to build the "
-                          "missing tools))")
+    assert str(error) == ("etcd is not installed and cannot be installed here (toolchain sources: present, build "
+                          "(MIMS_OFFLINE=1: no downloads); go: not on PATH (needed to build the missing tools))")
 
 
-def test_stale_tool_with_too_old_go_blocks(machine):
+def test_sources_without_build_need_no_go(machine, monkeypatch):
+    monkeypatch.setenv("MIMS_TOOLCHAIN_SOURCES", "present")
+    remove_tool(machine["toolchain"], "kwok")
+    checks = by_name(doctor.run_checks())
+    assert checks["go"].state == "ok" and "leave out build" in checks["go"].detail
+    assert checks["toolchain sources"].detail == "present (MIMS_TOOLCHAIN_SOURCES=present)"
+    assert checks["tool kwok"].blocking and "see the toolchain sources row" in checks["tool kwok"].fix
+
+
+def test_unknown_source_is_a_missing_row(machine, monkeypatch):
+    monkeypatch.setenv("MIMS_TOOLCHAIN_SOURCES", "present,ftp")
+    sources = by_name(doctor.run_checks())["toolchain sources"]
+    assert sources.state == "missing" and "unknown source ftp" in sources.detail
+
+
+def test_stale_tool_with_too_old_go_blocks(machine, monkeypatch):
+    monkeypatch.setenv("MIMS_TOOLCHAIN_SOURCES", "build")
     fake_go(machine["bin"], "go1.22.1")
     (machine["toolchain"] / "pulumi-3.274.1" / "bin" / "pulumi").unlink()
     checks = by_name(doctor.run_checks())

@@ -1,9 +1,10 @@
 """`mims doctor`: what this machine has of what mims needs, one `Check` per thing, nothing changed.
 
 States: `ok`; `warn` (works, or is needed only for some uses, or mims can fix it by itself, e.g. a tool
-`mims toolchain install` will build); `missing` (needed and absent or unusable). A check is
-`blocking` when a required tool is missing and cannot be built here (no usable `go`, or a cache
-directory mims cannot write): the command then exits with `ToolchainError`.
+`mims toolchain install` will link, download or build); `missing` (needed and absent or unusable). A
+check is `blocking` when a required tool is missing and no source can install it here (not on this
+machine, no download allowed or released for this platform, no usable `go`), or the cache directory is
+not writable: the command then exits with `ToolchainError`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mims import __version__, paths, toolchain
-from mims.errors import ToolchainError
+from mims.errors import ToolchainError, UsageError
 from mims.toolchain import Tool, ToolStatus
+from mims.toolchain import sources as toolchain_sources
 
 PYTHON_MIN = (3, 11)
 PASSPHRASE_ENV = "MIMS_PASSPHRASE"
@@ -42,17 +44,29 @@ class Check:
 
 
 def run_checks(cache_dir: Path | None = None) -> list[Check]:
-    """Every check, in the order a person reads them. Builds, downloads and changes nothing; runs each
-    built tool's version check (tools.yaml) and `go env GOVERSION`."""
+    """Every check, in the order a person reads them. Installs, downloads and changes nothing; runs each
+    installed tool's version check (tools.yaml), `go env GOVERSION`, and for a missing tool the version
+    checks of copies found on PATH (the `present` source)."""
     go_min, tools = toolchain.load_tools()
     statuses = toolchain.status(cache_dir)
     root = toolchain.toolchain_dir(cache_dir)
-    to_build = [s.name for s in statuses if s.state != "present"]
-    go = go_check(go_min, needed=bool(to_build))
-    cache = writable_check("toolchain dir", root, needed_now=bool(to_build))
+    to_install = [s.name for s in statuses if s.state != "present"]
+    sources_row, sources = sources_check()
+    cache = writable_check("toolchain dir", root, needed_now=bool(to_install))
+    ways = {n: _other_ways(tools[n], root, sources) for n in to_install} if cache.state == "ok" else {}
+    only_build = [n for n in to_install if not ways.get(n)]
+    if "build" not in sources:
+        go = Check("go", "ok", "not used: the toolchain sources leave out build")
+    elif to_install and not only_build:
+        go = go_check(go_min, needed=False,
+                      fallback_for=[n for n in to_install if not ways[n][0].startswith("links")])
+    else:
+        go = go_check(go_min, needed=bool(only_build))
     cannot_build = " and ".join(f"the {c.name} row" for c in (go, cache) if c.state != "ok")
-    checks = [python_check(), mims_check(), cache, writable_check("mims home", paths.home_dir())]
-    checks += [tool_check(tools[s.name], s, cannot_build) for s in statuses]
+    if "build" not in sources and cache.state == "ok":
+        cannot_build = "the toolchain sources row"
+    checks = [python_check(), mims_check(), cache, sources_row, writable_check("mims home", paths.home_dir())]
+    checks += [tool_check(tools[s.name], s, cannot_build, ways.get(s.name)) for s in statuses]
     checks += [go, sdk_check("pulumi", tools["pulumi"]),
                sdk_check("pulumi-kubernetes", tools["pulumi-kubernetes"]),
                container_runtime_check(), passphrase_check()]
@@ -60,14 +74,46 @@ def run_checks(cache_dir: Path | None = None) -> list[Check]:
 
 
 def blocking_error(checks: list[Check]) -> ToolchainError | None:
-    """The error to exit with when a required tool is missing and cannot be built here, else None."""
+    """The error to exit with when a required tool is missing and cannot be installed here, else None."""
     blocked = [c.name.removeprefix("tool ") for c in checks if c.blocking]
     if not blocked:
         return None
     reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks
-                        if c.name in ("go", "toolchain dir") and c.state != "ok")
-    return ToolchainError(f"{', '.join(blocked)} {'is' if len(blocked) == 1 else 'are'} not built and "
-                          f"cannot be built here ({reasons})", tool=blocked[0])
+                        if c.name in ("go", "toolchain dir") and c.state != "ok" or c.name == "toolchain sources")
+    return ToolchainError(f"{', '.join(blocked)} {'is' if len(blocked) == 1 else 'are'} not installed and "
+                          f"cannot be installed here ({reasons})", tool=blocked[0])
+
+
+def sources_check() -> tuple[Check, tuple[str, ...]]:
+    """The sources `mims toolchain install` tries (MIMS_TOOLCHAIN_SOURCES, MIMS_OFFLINE)."""
+    env = toolchain_sources.SOURCES_ENV
+    try:
+        sources = toolchain_sources.resolve_sources()
+    except UsageError as exc:
+        return Check("toolchain sources", "missing", str(exc), fix=f"set {env} to a comma list of "
+                     f"{', '.join(toolchain_sources.SOURCES)}"), ()
+    notes = [f"{name}={os.environ[name]}" for name in (env, toolchain_sources.SEARCH_PATH_ENV)
+             if os.environ.get(name)]
+    if toolchain_sources.offline():
+        notes.append(f"{toolchain_sources.OFFLINE_ENV}=1: no downloads")
+    return Check("toolchain sources", "ok", ", ".join(sources) + (f" ({'; '.join(notes)})" if notes else "")), \
+        sources
+
+
+def _other_ways(tool: Tool, root: Path, sources: tuple[str, ...]) -> list[str]:
+    """How `mims toolchain install` would get a missing tool without building it: linking a copy found
+    on this machine (checked now), or the official download (when allowed and released here)."""
+    if "present" in sources and not toolchain_sources.skip_reason(tool, "present"):
+        try:
+            found = toolchain_sources.find_present(tool, root)
+        except toolchain_sources.Unavailable:
+            pass
+        else:
+            return [f"links {', '.join(str(p) for p in found.values())}"]
+    if "download" in sources and tool.download is not None \
+            and not toolchain_sources.skip_reason(tool, "download"):
+        return [f"downloads it from {tool.download.host()}"]
+    return []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,22 +149,31 @@ def writable_check(name: str, path: Path, needed_now: bool = True) -> Check:
                  fix="set MIMS_CACHE_DIR" if name == "toolchain dir" else "set MIMS_HOME")
 
 
-def tool_check(tool: Tool, state: ToolStatus, cannot_build: str = "") -> Check:
+def tool_check(tool: Tool, state: ToolStatus, cannot_build: str = "", ways: list[str] | None = None) -> Check:
     """A tool present (and running: its tools.yaml checks pass), or missing: a warning when it can be
-    built here, blocking when it cannot (`cannot_build` says why)."""
+    installed here (`ways` other than a build, e.g. "downloads it from dl.k8s.io"; a build unless
+    `cannot_build` says why not), blocking when it cannot."""
     name = f"tool {tool.name}"
     if state.state == "present":
         failure = _run_tool_checks(tool, state)
         if failure:
             return Check(name, "missing", f"{tool.version} in {state.dir.name}/ does not run: {failure}",
                          fix=f"remove {state.dir}, then `mims toolchain install {tool.name}`")
-        built = f", built in {state.build_seconds:.0f}s" if state.build_seconds is not None else ""
-        return Check(name, "ok", f"{tool.version} in {state.dir.name}/{built}")
-    what = "not built yet" if state.state == "missing" else "stale (recipe changed or build incomplete)"
+        if state.source == "present":
+            where = f", linked to {state.origin}"
+        elif state.source == "download":
+            where = ", downloaded"
+        else:
+            where = f", built in {state.build_seconds:.0f}s" if state.build_seconds is not None else ""
+        return Check(name, "ok", f"{tool.version} in {state.dir.name}/{where}")
+    what = "not installed yet" if state.state == "missing" else "stale (recipe changed or install incomplete)"
     detail = f"{tool.version} {what} ({tool.module}@{tool.module_version})"
-    if not cannot_build:
-        return Check(name, "warn", detail, fix=f"`mims toolchain install {tool.name}` builds it")
-    return Check(name, "missing", f"{detail}; cannot be built here",
+    ways = list(ways or [])
+    if not cannot_build and not any(w.startswith("links") for w in ways):
+        ways.append("builds it")
+    if ways:
+        return Check(name, "warn", detail, fix=f"`mims toolchain install {tool.name}` {' or '.join(ways)}")
+    return Check(name, "missing", f"{detail}; cannot be installed here",
                  fix=f"see {cannot_build}, then `mims toolchain install {tool.name}`", blocking=True)
 
 
@@ -138,18 +193,23 @@ def _first_failure(tool: Tool, state: ToolStatus, env: dict[str, str]) -> str:
                                   timeout=RUN_TIMEOUT, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
             return f"`{binary} {' '.join(check.args)}`: {exc}"
-        if tool.expand(check.expect) not in proc.stdout + proc.stderr:
+        if not toolchain_sources.printed(tool.expand(check.expect), proc.stdout + proc.stderr):
             return f"`{binary} {' '.join(check.args)}` printed no {tool.expand(check.expect)!r}"
     return ""
 
 
-def go_check(minimum: str, needed: bool) -> Check:
-    """`go` is needed only to build missing tools; it is used with GOTOOLCHAIN=local."""
+def go_check(minimum: str, needed: bool, fallback_for: list[str] | None = None) -> Check:
+    """`go` is needed only to build missing tools; it is used with GOTOOLCHAIN=local. When the missing
+    tools can be downloaded (`fallback_for`), go is what is left should that fail: its absence warns."""
     path = shutil.which("go")
-    purpose = "needed to build the missing tools" if needed else "not needed: every tool is built"
+    if fallback_for:
+        purpose = f"needed only if {', '.join(fallback_for)} cannot be downloaded"
+    else:
+        purpose = "needed to build the missing tools" if needed else "not needed: every tool is installed"
+    absent = "missing" if needed else "warn" if fallback_for else "ok"
     if path is None:
-        return Check("go", "missing" if needed else "ok", f"not on PATH ({purpose})",
-                     fix=f"install Go {minimum} or newer" if needed else "")
+        return Check("go", absent, f"not on PATH ({purpose})",
+                     fix=f"install Go {minimum} or newer" if absent != "ok" else "")
     try:
         version = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, check=True,
                                  timeout=RUN_TIMEOUT,

@@ -58,9 +58,9 @@ class UsageError(MimsError):
 
 
 class ToolchainError(MimsError):
-    """A tool mims builds from the Go module proxy (Pulumi, the provider, the simulated cluster's
-    binaries) could not be built or installed; the message names the tool, the failing command and
-    the last lines of its output."""
+    """A tool of the toolchain (Pulumi, the provider, the simulated cluster's binaries) could not be
+    installed from any source (found, downloaded, built); the message names the tool and why each
+    source failed, for a build the failing command and the last lines of its output."""
 
     exit_code = 4
 

@@ -28,10 +28,10 @@ def test_doctor_prints_every_check_and_exits_0_with_warnings(cli, machine):
     assert code == 0 and err == ""
     table = states(out)
     tools = len(load_tools()[1])
-    assert len(table) == 9 + tools  # one row per tool of tools.yaml
-    assert table["tool kwok"] == table["go"] == table["passphrase"] == "ok"
+    assert len(table) == 10 + tools  # one row per tool of tools.yaml
+    assert table["tool kwok"] == table["go"] == table["passphrase"] == table["toolchain sources"] == "ok"
     assert table["container runtime"] == "warn"  # no docker or podman on the fake PATH
-    assert out.rstrip().splitlines()[-1] == f"{8 + tools} ok, 1 warn, 0 missing"
+    assert out.rstrip().splitlines()[-1] == f"{9 + tools} ok, 1 warn, 0 missing"
 
 
 def test_doctor_json(cli, machine):
@@ -42,15 +42,18 @@ def test_doctor_json(cli, machine):
     report = json.loads(out)
     assert report["ok"] is True  # etcd is only a warning: go can build it
     etcd = next(c for c in report["checks"] if c["name"] == "tool etcd")
-    assert etcd == {"name": "tool etcd", "state": "warn", "detail": "3.6.16 not built yet "
-                    "(go.etcd.io/etcd/server/v3@v3.6.16)", "fix": "`mims toolchain install etcd` builds it",
+    assert etcd == {"name": "tool etcd", "state": "warn", "detail": "3.6.16 not installed yet "
+                    "(go.etcd.io/etcd/server/v3@v3.6.16)",
+                    "fix": "`mims toolchain install etcd` downloads it from github.com or builds it",
                     "blocking": False}
 
 
-def test_doctor_exits_4_when_a_tool_is_missing_and_go_is_not_there(cli, machine):
+def test_doctor_exits_4_when_a_tool_is_missing_offline_and_go_is_not_there(cli, machine, monkeypatch):
+    monkeypatch.setenv("MIMS_OFFLINE", "1")
     remove_tool(machine["toolchain"], "pulumi")
     code, out, err = cli("doctor")
     assert code == 4
     assert states(out)["tool pulumi"] == "missing"  # the table comes first
-    assert err.strip() == ("error: pulumi is not built and cannot be built here (go: not on PATH (needed to "
-                           "build the missing tools))")
+    assert err.strip() == ("error: pulumi is not installed and cannot be installed here (toolchain sources: "
+                           "present, build (MIMS_OFFLINE=1: no downloads); go: not on PATH (needed to build "
+                           "the missing tools))")

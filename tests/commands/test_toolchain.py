@@ -33,11 +33,11 @@ def test_status_shows_present_missing_and_stale_and_the_cache_dir(cli, machine):
     code, out, _ = cli("toolchain", "status")
     assert code == 0
     table = rows(out)
-    assert table["pulumi"] == ["pulumi", "3.274.1", "present", "12s", "pulumi-3.274.1/"]
+    assert table["pulumi"] == ["pulumi", "3.274.1", "present", "built", "12s", "pulumi-3.274.1/"]
     assert table["kwok"] == ["kwok", "0.8.0", "missing", "kwok-0.8.0/"]
     assert table["etcd"] == ["etcd", "3.6.16", "stale", "etcd-3.6.16/"]
     assert f"toolchain dir: {machine['toolchain']}" in out
-    assert "4 of 6 built; `mims toolchain install` builds etcd, kwok" in out
+    assert "4 of 6 installed; `mims toolchain install` installs etcd, kwok" in out
 
 
 def test_status_json(cli, machine):
@@ -78,8 +78,8 @@ def test_install_reports_each_step_with_module_and_elapsed_seconds(cli, machine,
     monkeypatch.setattr(toolchain_commands, "time", SimpleNamespace(monotonic=clock.monotonic))
     asked = []
 
-    def fake_install(names=None, cache_dir=None, progress=None):
-        asked.append(names)
+    def fake_install(names=None, cache_dir=None, progress=None, sources=None):
+        asked.append((names, sources))
         progress("etcd", "downloading go.etcd.io/etcd/server/v3@v3.6.16")
         clock.now += 27.6
         progress("etcd", "building etcd (go build .)")
@@ -92,7 +92,7 @@ def test_install_reports_each_step_with_module_and_elapsed_seconds(cli, machine,
 
     monkeypatch.setattr(toolchain, "install", fake_install)
     code, out, err = cli("toolchain", "install", "etcd", "kwok", "etcd")
-    assert code == 0 and asked == [["etcd", "kwok"]]
+    assert code == 0 and asked == [(["etcd", "kwok"], ("present", "download", "build"))]
     assert err.splitlines() == [
         "    0s  etcd: downloading go.etcd.io/etcd/server/v3@v3.6.16",
         "   28s  etcd: building etcd (go build .)",
@@ -119,8 +119,38 @@ def test_install_of_an_unknown_tool_is_a_usage_error(cli, machine):
     assert "error: unknown tool helm; choose from pulumi, pulumi-kubernetes, kubernetes, kubectl, etcd, kwok" in err
 
 
-def test_install_without_go_exits_4_naming_the_tool(cli, machine):
+def test_install_without_go_exits_4_naming_the_tool(cli, machine, monkeypatch):
+    monkeypatch.setenv("MIMS_OFFLINE", "1")  # no download either (and no network in tests)
     remove_tool(machine["toolchain"], "kwok")
     code, out, err = cli("toolchain", "install", "kwok")
     assert code == 4 and out == ""
-    assert "error: cannot build kwok 0.8.0: `go` is not on PATH" in err
+    assert "kwok: not found on this machine (no kwok 0.8.0 on PATH); building from the Go module cache" in err
+    assert ("error: cannot install kwok 0.8.0:\n  present: no kwok 0.8.0 on PATH\n"
+            "  build: cannot build kwok 0.8.0: `go` is not on PATH") in err
+
+
+def test_install_passes_the_chosen_sources(cli, machine, monkeypatch):
+    asked = []
+    monkeypatch.setattr(toolchain, "install", lambda names=None, progress=None, sources=None: asked.append(sources) or {})
+    assert cli("toolchain", "install", "--source", "build", "--source", "present")[0] == 0
+    monkeypatch.setenv("MIMS_OFFLINE", "1")
+    assert cli("toolchain", "install", "--source", "present,download,build")[0] == 0
+    assert asked == [("present", "build"), ("present", "build")]
+
+
+def test_install_with_an_unknown_source_is_a_usage_error(cli, machine):
+    code, out, err = cli("toolchain", "install", "--source", "present,ftp")
+    assert code == 2 and out == ""
+    assert "error: --source: unknown source ftp; choose from present, download, build" in err
+
+
+def test_status_shows_where_tools_came_from(cli, machine):
+    data = json.loads((machine["toolchain"] / "etcd-3.6.16" / "tool.json").read_text())
+    url = "https://github.com/etcd-io/etcd/releases/download/v3.6.16/etcd-v3.6.16-linux-amd64.tar.gz"
+    data.update(source="download", urls={"etcd": url})
+    (machine["toolchain"] / "etcd-3.6.16" / "tool.json").write_text(json.dumps(data))
+    code, out, _ = cli("toolchain", "status")
+    assert code == 0 and rows(out)["etcd"] == ["etcd", "3.6.16", "present", "downloaded", "etcd-3.6.16/"]
+    code, out, _ = cli("toolchain", "status", "--json")
+    etcd = next(t for t in json.loads(out)["tools"] if t["name"] == "etcd")
+    assert (etcd["source"], etcd["origin"]) == ("download", url)

@@ -56,11 +56,21 @@ def fake_toolchain(root: Path, names: list[str] | None = None) -> Path:
     return root
 
 
+def isolate_sources(monkeypatch, home: Path) -> None:
+    """No toolchain settings of the person running the tests, and a HOME of the test's own (so no
+    ~/.pulumi/plugins of theirs is found as a `present` provider)."""
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("MIMS_TOOLCHAIN_SOURCES", "MIMS_TOOLCHAIN_SEARCH_PATH", "MIMS_OFFLINE", "PULUMI_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def fake_machine(monkeypatch, tmp_path: Path) -> dict[str, Path]:
-    """A cache with the whole toolchain built, an empty MIMS_HOME, no MIMS_PASSPHRASE, and a PATH holding
-    only `bin` (empty: no go, no docker; tests add fakes with `script`)."""
+    """A cache with the whole toolchain built, an empty MIMS_HOME, no MIMS_PASSPHRASE, a PATH holding
+    only `bin` (empty: no go, no docker; tests add fakes with `script`), and a HOME of its own."""
     cache, home, bin_dir = tmp_path / "cache", tmp_path / "home", tmp_path / "bin"
     bin_dir.mkdir()
+    isolate_sources(monkeypatch, tmp_path / "user")
     monkeypatch.setenv("MIMS_CACHE_DIR", str(cache))
     monkeypatch.setenv("MIMS_HOME", str(home))
     monkeypatch.setenv("PATH", str(bin_dir))

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,119 +18,9 @@ import yaml
 from mims.errors import MimsError, ToolchainError
 from mims.toolchain import build
 from mims.toolchain.build import install, load_tools, pulumi_home, status
+from tests.toolchain.modules import GO, TOOLS
 
-GO = shutil.which("go")
 pytestmark = pytest.mark.skipif(GO is None, reason="go is not on PATH (the toolchain is built with it)")
-
-TIME = "2024-01-01T00:00:00Z"
-
-MODULES = {
-    # A plain command with a version stamped in at link time and a data file.
-    ("example.test/tiny", "v1.0.0"): {
-        "go.mod": "module example.test/tiny\n\ngo 1.22\n",
-        "cmd/tiny/main.go": 'package main\n\nimport "fmt"\n\nvar version = "unset"\n\n'
-                            'func main() { fmt.Println("tiny version", version) }\n',
-        "stages/fast.yaml": "kind: Stage\n",
-    },
-    # A sibling published on its own; app's go.mod reaches it through a local replace.
-    ("example.test/lib", "v1.0.0"): {
-        "go.mod": "module example.test/lib\n\ngo 1.22\n",
-        "lib.go": 'package lib\n\nfunc Greeting() string { return "hello from lib" }\n',
-    },
-    # Built as the main module: local replaces dropped, a generated file embedded.
-    ("example.test/app", "v1.0.0"): {
-        "go.mod": "module example.test/app\n\ngo 1.22\n\nrequire example.test/lib v0.0.0\n\n"
-                  "replace example.test/lib => ../lib\n\n"
-                  "replace example.test/forbidden => ./FORBIDDEN_DEPENDENCY\n",
-        "cmd/app/main.go": 'package main\n\nimport (\n\t_ "embed"\n\t"fmt"\n\n\t"example.test/lib"\n)\n\n'
-                           '//go:embed generated.txt\nvar generated string\n\nvar version = "unset"\n\n'
-                           'func main() { fmt.Println(lib.Greeting(), version, generated) }\n',
-        "cmd/app/gen.go": '//go:build ignore\n\npackage main\n\nimport "os"\n\n'
-                          'func main() { os.WriteFile("generated.txt", []byte("schema-"+os.Getenv("VERSION")), 0o644) }\n',
-    },
-    ("example.test/broken", "v1.0.0"): {
-        "go.mod": "module example.test/broken\n\ngo 1.22\n",
-        "main.go": "package main\n\nfunc main() { this is not go }\n",
-    },
-}
-
-TOOLS = {
-    "tiny": {
-        "version": "1.0.0",
-        "module": "example.test/tiny",
-        "module_version": "v1.0.0",
-        "recipe": "install",
-        "binaries": {"tiny": "./cmd/tiny"},
-        "ldflags": "-s -w -X main.version={version}",
-        "files": {"share/stages/fast.yaml": "stages/fast.yaml"},
-        "check": {"tiny": {"args": [], "expect": "tiny version {version}"}},
-    },
-    "app": {
-        "version": "2.5.0",
-        "module": "example.test/app",
-        "module_version": "v1.0.0",
-        "recipe": "main-module",
-        "local_replaces": {"example.test/lib": "v1.0.0"},
-        "generate": [{"dir": "cmd/app", "env": {"VERSION": "{version}"}, "run": ["go", "run", "gen.go"]}],
-        "binaries": {"app-bin": "./cmd/app"},
-        "ldflags": "-X main.version=v{version}",
-        "plugin": {"kind": "resource", "name": "app", "binary": "app-bin"},
-    },
-    "broken": {
-        "version": "1.0.0",
-        "module": "example.test/broken",
-        "module_version": "v1.0.0",
-        "recipe": "install",
-        "binaries": {"broken": "."},
-    },
-    "absent": {
-        "version": "9.9.9",
-        "module": "example.test/tiny",
-        "module_version": "v9.9.9",
-        "recipe": "install",
-        "binaries": {"tiny": "./cmd/tiny"},
-    },
-}
-
-
-def _publish(proxy: Path, module: str, version: str, files: dict[str, str]) -> None:
-    base = proxy / module / "@v"
-    base.mkdir(parents=True, exist_ok=True)
-    with (base / "list").open("a") as handle:
-        handle.write(version + "\n")
-    (base / f"{version}.info").write_text(json.dumps({"Version": version, "Time": TIME}))
-    (base / f"{version}.mod").write_text(files["go.mod"])
-    with zipfile.ZipFile(base / f"{version}.zip", "w") as archive:
-        for rel, text in files.items():
-            archive.writestr(f"{module}@{version}/{rel}", text)
-
-
-@pytest.fixture(scope="module")
-def goenv(tmp_path_factory):
-    """A private module proxy and module cache; the user's build cache is reused (it is keyed by
-    content, so nothing of theirs changes) to keep the tests fast."""
-    root = tmp_path_factory.mktemp("goproxy")
-    proxy = root / "proxy"
-    for (module, version), files in MODULES.items():
-        _publish(proxy, module, version, files)
-    env = {
-        "GOPROXY": proxy.as_uri(),
-        "GOSUMDB": "off",
-        "GOMODCACHE": str(root / "modcache"),
-        "GONOSUMDB": "example.test",
-    }
-    yield env
-    subprocess.run([GO, "clean", "-modcache"], env={**os.environ, **env}, check=False,
-                   capture_output=True)
-
-
-@pytest.fixture
-def env(goenv, monkeypatch, tmp_path):
-    for key, value in goenv.items():
-        monkeypatch.setenv(key, value)
-    tools_file = tmp_path / "tools.yaml"
-    tools_file.write_text(yaml.safe_dump({"go": "1.22", "tools": TOOLS}))
-    return {"tools_file": tools_file, "cache": tmp_path / "toolchain"}
 
 
 def _run(path: Path) -> str:
@@ -283,7 +172,9 @@ def test_compile_error_names_tool_command_and_output(env):
         install(["broken"], cache_dir=env["cache"], tools_file=env["tools_file"])
     error = caught.value
     message = str(error)
-    assert message.startswith("building broken 1.0.0 failed: `")
+    assert message.startswith("cannot install broken 1.0.0:\n  present: tools.yaml gives no version check")
+    assert "\n  download: tools.yaml names no official download for broken\n" in message
+    assert "\n  build: building broken 1.0.0 failed: `" in message
     assert "go install" in message and "example.test/broken@v1.0.0" in message
     assert "main.go" in error.output_tail  # the compiler's complaint, with its file
     assert error.tool == "broken" and error.command[1] == "install"

@@ -1,6 +1,7 @@
-"""`mims toolchain install` builds the binaries mims runs (Pulumi, its Kubernetes provider, the
-simulated cluster's control plane and kwok) from the Go module proxy; `mims toolchain status` says
-which are there (docs/toolchain.md)."""
+"""`mims toolchain install` installs the binaries mims runs (Pulumi, its Kubernetes provider, the
+simulated cluster's control plane and kwok): found on this machine, downloaded from their official
+releases, or built from the Go module proxy; `mims toolchain status` says which are there and where
+they came from (docs/toolchain.md)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from rich.table import Table
 from mims import toolchain
 from mims.console import err, new_table, out, print_json
 from mims.errors import UsageError
+from mims.toolchain.build import VERBS
+from mims.toolchain.sources import SOURCES, SOURCES_ENV, resolve_sources
 
 app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="Build and inspect the binaries mims runs (Pulumi, the provider, the simulated "
+                  help="Install and inspect the binaries mims runs (Pulumi, the provider, the simulated "
                        "cluster).")
 
 STATE_STYLE = {"present": "green", "missing": "red", "stale": "yellow"}
@@ -29,30 +32,38 @@ def register(parent: typer.Typer) -> None:
 @app.command("install")
 def install(
     tools: list[str] = typer.Argument(None, metavar="[TOOL]...",
-                                      help="Tools to build (default: all): pulumi, pulumi-kubernetes, "
-                                           "kubernetes, etcd, kwok."),
+                                      help="Tools to install (default: all): pulumi, pulumi-kubernetes, "
+                                           "kubernetes, kubectl, etcd, kwok."),
+    source: list[str] = typer.Option(None, "--source", metavar="SOURCE",
+                                     help=f"Where tools may come from, tried in the order "
+                                          f"{', '.join(SOURCES)} (repeatable or a comma list; default: "
+                                          f"${SOURCES_ENV}, else all). MIMS_OFFLINE=1 rules out download."),
     as_json: bool = typer.Option(False, "--json", help="Print the installed tools as JSON."),
 ) -> None:
-    """Build the tools that are not built yet (a cold build of all takes about 20 minutes on 2 cores);
-    tools already built are left alone."""
+    """Install the tools that are not installed yet, each from the first source that has it: the same
+    version already on this machine (linked), the official release download, or a build from the Go
+    module proxy (a cold build of all takes about 20 minutes on 2 cores). Installed tools are left
+    alone."""
     names = list(dict.fromkeys(tools)) if tools else None
     _, known = toolchain.load_tools()
     unknown = [n for n in names or [] if n not in known]
     if unknown:
         raise UsageError(f"unknown tool {', '.join(unknown)}; choose from {', '.join(known)}")
+    sources = resolve_sources(source)
     with _Reporter() as reporter:
-        result = toolchain.install(names, progress=reporter)
+        result = toolchain.install(names, progress=reporter, sources=sources)
     root = toolchain.toolchain_dir()
     if as_json:
         print_json({"toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()), "tools": [
-            {"name": t.name, "version": t.version, "dir": str(t.dir), "built": t.built,
+            {"name": t.name, "version": t.version, "dir": str(t.dir), "built": t.built, "source": t.source,
              "binaries": {b: str(p) for b, p in t.binaries.items()}, "seconds": reporter.seconds(t.name)}
             for t in result.values()]})
         return
     table = _table("tool", "version", "this run", "path")
     for t in result.values():
         seconds = reporter.seconds(t.name)
-        table.add_row(t.name, t.version, f"built in {seconds:.0f}s" if t.built else "already built",
+        verb = VERBS.get(t.source, "installed")
+        table.add_row(t.name, t.version, f"{verb} in {seconds:.0f}s" if t.built else f"already {verb}",
                       _relative(t.dir, root))
     out.print(table)
     _print_dirs(root)
@@ -62,31 +73,45 @@ def install(
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """Show which tools are built (present), not built (missing) or out of date (stale), and where."""
+    """Show which tools are installed (present), not installed (missing) or out of date (stale), where,
+    and where they came from (built, downloaded, or linked to binaries found on this machine)."""
     statuses = toolchain.status()
     root = toolchain.toolchain_dir()
     if as_json:
         print_json({"toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()),
                     "ready": all(s.state == "present" for s in statuses), "tools": [
                         {"name": s.name, "version": s.version, "state": s.state, "dir": str(s.dir),
+                         "source": s.source or None, "origin": s.origin or None,
                          "build_seconds": s.build_seconds,
                          "binaries": {b: str(p) for b, p in s.binaries.items()},
                          "plugin_dir": str(s.plugin_dir) if s.plugin_dir else None}
                         for s in statuses]})
         return
-    table = _table("tool", "version", "state", "build took", "path")
+    table = _table("tool", "version", "state", "source", "path")
     for s in statuses:
-        took = f"{s.build_seconds:.0f}s" if s.build_seconds is not None and s.state == "present" else ""
-        table.add_row(s.name, s.version, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", took,
+        table.add_row(s.name, s.version, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", _source_cell(s),
                       _relative(s.dir, root))
     out.print(table)
     _print_dirs(root)
+    linked = [s for s in statuses if s.state == "present" and s.source == "present"]
+    for s in linked:
+        out.print(f"{s.name} links to {s.origin}", markup=False)
     todo = [s.name for s in statuses if s.state != "present"]
     if todo:
-        out.print(f"{len(statuses) - len(todo)} of {len(statuses)} built; `mims toolchain install` builds "
-                  f"{', '.join(todo)} (docs/toolchain.md)", markup=False)
+        out.print(f"{len(statuses) - len(todo)} of {len(statuses)} installed; `mims toolchain install` "
+                  f"installs {', '.join(todo)} (docs/toolchain.md)", markup=False)
     else:
-        out.print(f"all {len(statuses)} tools built", markup=False)
+        out.print(f"all {len(statuses)} tools installed", markup=False)
+
+
+def _source_cell(s: toolchain.ToolStatus) -> str:
+    """`built 12s`, `downloaded` or `linked` for an installed tool (`mims toolchain status --json` and
+    the lines under the table say from where)."""
+    if s.state != "present" or not s.source:
+        return ""
+    if s.source == "build" and s.build_seconds is not None:
+        return f"built {s.build_seconds:.0f}s"
+    return VERBS.get(s.source, s.source)
 
 
 class _Reporter:

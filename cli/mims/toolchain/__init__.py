@@ -1,9 +1,10 @@
 """The binaries mims runs but does not ship: the Pulumi CLI, the pulumi-kubernetes provider plugin and
 the simulated cluster's etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
 
-Each is built once from the Go module proxy (the only download site these machines reach) into the
-per-user cache, as `tools.yaml` says; `install()` returns where the binaries are, `status()` what is
-there. The provider is also installed as a Pulumi plugin under `pulumi_home()`."""
+Each is installed once into the per-user cache, as `tools.yaml` says, from the first source that has it
+(sources.py): the same version already on this machine, the official release download, or a build from
+the Go module proxy (build.py). `install()` returns where the binaries are, `status()` what is there.
+The provider is also installed as a Pulumi plugin under `pulumi_home()`."""
 
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ from mims.toolchain.build import (
     status,
     toolchain_dir,
 )
+from mims.toolchain.sources import SOURCES, resolve_sources
 
 __all__ = [
+    "SOURCES",
     "InstalledTool",
     "Tool",
     "ToolStatus",
     "install",
     "load_tools",
     "pulumi_home",
+    "resolve_sources",
     "status",
     "toolchain_dir",
 ]

@@ -1,19 +1,21 @@
-"""Builds the tools of `tools.yaml` with `go`, once, into `<cache>/toolchain/<name>-<version>/`.
+"""Installs the tools of `tools.yaml`, once, into `<cache>/toolchain/<name>-<version>/`: each from the
+first source that has it (sources.py: binaries already on this machine, the official release download,
+or a build with `go` from the Go module proxy, which is this module's own business).
 
 Layout of the toolchain directory (default `~/.cache/mims/toolchain`, or `$MIMS_CACHE_DIR/toolchain`):
 
-    <name>-<version>/bin/<binary>      the built binaries
+    <name>-<version>/bin/<binary>      the binaries (symlinks to them when found on this machine)
     <name>-<version>/share/...         data files copied from the module (kwok's stages)
-    <name>-<version>/tool.json         what was built, from which recipe (digest), how long it took
+    <name>-<version>/tool.json         where it came from (source), which recipe (digest), how long it took
     pulumi-home/plugins/<kind>-<name>-v<version>/<binary>   provider plugins (PULUMI_HOME)
     .locks/<name>.lock                 one flock per tool: concurrent installs build it once
     .work/                             writable module copies while building (removed afterwards)
     .logs/<name>-<version>.log         full output of the last build of a tool
 
 A tool counts as installed when its directory holds a tool.json whose recipe digest matches the
-current `tools.yaml` entry and every binary is there; anything else is rebuilt. Finished builds
-appear by one rename, so a reader never sees half a tool. Only `go` downloads, and only Go modules
-(GOTOOLCHAIN=local: no toolchain download either).
+current `tools.yaml` entry and every binary is there (for linked binaries: unchanged since); anything
+else is installed again. Whatever the source, a tool is put together in `.work/` and appears by one
+rename, so a reader never sees half a tool. `go` runs with GOTOOLCHAIN=local: it never downloads a Go.
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ import yaml
 
 from mims import paths
 from mims.errors import ToolchainError
+from mims.toolchain import sources as _src
+from mims.toolchain.sources import Download, Unavailable
 
 TOOLS_FILE = Path(__file__).with_name("tools.yaml")
 MANIFEST = "tool.json"
 PLUGIN_MARKER = ".mims-sha256"  # beside a placed plugin binary: the sha256 from the tool's manifest
 TAIL_LINES = 25
 CHECK_TIMEOUT = 60
+# Keys of a tools.yaml entry that do not change what a build produces: editing them keeps built tools.
+NOT_IN_DIGEST = ("download", "module_sum")
+VERBS = {"present": "linked", "download": "downloaded", "build": "built"}
 
 # progress(tool name, message): what the installer is doing, for a spinner or a log line.
 Progress = Callable[[str, str], None]
@@ -85,6 +92,8 @@ class Tool:
     files: Mapping[str, str] = field(default_factory=dict)
     check: Mapping[str, Check] = field(default_factory=dict)
     plugin: Plugin | None = None
+    download: Download | None = None
+    module_sum: str = ""  # go.sum's h1: hash of the module zip; verifies `files` taken from it unbuilt
     spec: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -97,8 +106,10 @@ class Tool:
         return text.replace("{version}", self.version).replace("{major}", major).replace("{minor}", minor)
 
     def digest(self) -> str:
-        """Changes whenever the recipe does; a built tool with another digest is rebuilt."""
-        text = json.dumps({"spec": self.spec, "name": self.name}, sort_keys=True, default=str)
+        """Changes whenever the recipe does; a tool installed with another digest is installed again.
+        Where the tool may be downloaded from (NOT_IN_DIGEST) is not part of the recipe."""
+        spec = {k: v for k, v in self.spec.items() if k not in NOT_IN_DIGEST}
+        text = json.dumps({"spec": spec, "name": self.name}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -108,7 +119,8 @@ class InstalledTool:
     version: str
     dir: Path
     binaries: dict[str, Path]
-    built: bool  # True when this call built it, False when it was already there
+    built: bool  # True when this call installed it (from any source), False when it was already there
+    source: str = "build"  # "present", "download" or "build": where the installed tool came from
 
     def __getitem__(self, binary: str) -> Path:
         return self.binaries[binary]
@@ -123,6 +135,8 @@ class ToolStatus:
     binaries: dict[str, Path]
     build_seconds: float | None = None
     plugin_dir: Path | None = None
+    source: str = ""  # of an installed tool: "present", "download" or "build"
+    origin: str = ""  # where from: the binaries' paths, the download URLs, or module@version
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +192,7 @@ def _tool(name: str, spec: Any, path: Path) -> Tool:
     replaces = spec.get("local_replaces")
     if replaces is not None and not isinstance(replaces, (str, dict)):
         raise fail("`local_replaces` is a version or a map module -> version")
+    download = Download.parse(spec["download"], binaries, fail) if spec.get("download") else None
     return Tool(
         name=name,
         version=str(spec["version"]),
@@ -192,6 +207,8 @@ def _tool(name: str, spec: Any, path: Path) -> Tool:
         files={str(k): str(v) for k, v in (spec.get("files") or {}).items()},
         check=checks,
         plugin=plugin,
+        download=download,
+        module_sum=str(spec.get("module_sum") or ""),
         spec=spec,
     )
 
@@ -221,7 +238,7 @@ def plugin_dir(tool: Tool, cache_dir: Path | None = None) -> Path | None:
 
 
 def status(cache_dir: Path | None = None, tools_file: Path | None = None) -> list[ToolStatus]:
-    """What is in the toolchain directory, tool by tool (nothing is built or locked)."""
+    """What is in the toolchain directory, tool by tool (nothing is installed or locked)."""
     root = toolchain_dir(cache_dir)
     _, tools = load_tools(tools_file)
     result = []
@@ -241,6 +258,7 @@ def status(cache_dir: Path | None = None, tools_file: Path | None = None) -> lis
         result.append(ToolStatus(
             name=tool.name, version=tool.version, dir=target, state=state, binaries=binaries,
             build_seconds=(manifest or {}).get("build_seconds"), plugin_dir=plugin_dir(tool, root),
+            source=_source(manifest) if manifest else "", origin=_origin(manifest) if manifest else "",
         ))
     return result
 
@@ -250,32 +268,41 @@ def install(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     tools_file: Path | None = None,
+    sources: Iterable[str] | None = None,
 ) -> dict[str, InstalledTool]:
-    """Builds the named tools (all when None) that are not already built at their version and
-    recipe, and installs provider plugins into `pulumi_home()`. Returns every requested tool."""
+    """Installs the named tools (all when None) that are not in the toolchain dir at their version and
+    recipe, each from the first source that has it (present, download, build; `sources` restricts them
+    as `--source` does, else MIMS_TOOLCHAIN_SOURCES; MIMS_OFFLINE=1 rules out downloads), and places
+    provider plugins into `pulumi_home()`. Returns every requested tool. A tool no source can install
+    does not stop the others; afterwards one ToolchainError names each such tool and why each source
+    failed."""
     go_min, tools = load_tools(tools_file)
     wanted = list(tools) if names is None else list(dict.fromkeys(names))
     unknown = [n for n in wanted if n not in tools]
     if unknown:
         raise ToolchainError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(tools)}",
                              tool=unknown[0])
+    session = _Session(go_min, _src.resolve_sources(sources))
     root = toolchain_dir(cache_dir)
     say = progress or (lambda _tool, _message: None)
     result = {}
-    go: _Go | None = None
+    failures: list[ToolchainError] = []
     for name in wanted:
         tool = tools[name]
         target = root / tool.dir_name
-        built = False
+        installed = False
         if not _is_current(tool, target, _read_manifest(target)):
             with _locked(root, tool, say):
-                # Another process may have built it while we waited for the lock.
+                # Another process may have installed it while we waited for the lock.
                 if not _is_current(tool, target, _read_manifest(target)):
-                    go = go or _Go.find(go_min, tool)
-                    _build(tool, root, go, say)
-                    built = True
+                    try:
+                        _install_tool(tool, root, session, say)
+                    except ToolchainError as exc:
+                        failures.append(exc)
+                        continue
+                    installed = True
         else:
-            say(tool.name, f"{tool.name} {tool.version} is already built")
+            say(tool.name, _already(tool, _read_manifest(target) or {}))
         pdir = plugin_dir(tool, root)
         if pdir is not None and not _plugin_current(tool, target, pdir):
             with _locked(root, tool, say, lock_name="pulumi-home"):
@@ -283,9 +310,190 @@ def install(
                     _install_plugin(tool, target, pdir, say)
         result[name] = InstalledTool(
             name=tool.name, version=tool.version, dir=target,
-            binaries={b: target / "bin" / b for b in tool.binaries}, built=built,
+            binaries={b: target / "bin" / b for b in tool.binaries}, built=installed,
+            source=_source(_read_manifest(target)),
         )
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        first = failures[0]
+        raise ToolchainError("\n".join(str(f) for f in failures), tool=first.tool, command=first.command,
+                             output_tail=first.output_tail)
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Trying the sources in turn
+
+
+@dataclass
+class _Session:
+    """What the tools of one install() share: the sources, one `go`, and the hosts found unreachable."""
+
+    go_min: str
+    sources: tuple[str, ...]
+    fetcher: _src.Fetcher = field(default_factory=_src.Fetcher)
+    go: _Go | None = None
+
+    def find_go(self, tool: Tool) -> _Go:
+        if self.go is None:
+            self.go = _Go.find(self.go_min, tool)
+        return self.go
+
+    def network_fetcher(self) -> _src.Fetcher | None:
+        """For the module zip a present tool's data files come from when Go's module cache lacks it:
+        the Go module proxy is asked unless offline."""
+        return None if _src.offline() else self.fetcher
+
+
+def _install_tool(tool: Tool, root: Path, session: _Session, say: Progress) -> None:
+    """The first source that can provide `tool` installs it; each one tried that cannot gets a progress
+    line saying why and what comes next (sources tools.yaml gives the tool no way to use are passed
+    over quietly). ToolchainError naming every source's reason when none can."""
+    attempts: dict[str, tuple[str, ToolchainError | None]] = {}
+    for source in session.sources:
+        skip = _src.skip_reason(tool, source)
+        if skip:
+            attempts[source] = (skip, None)
+    tried = [s for s in session.sources if s not in attempts]
+    for index, source in enumerate(tried):
+        try:
+            if source == "present":
+                _install_present(tool, root, session, say)
+            elif source == "download":
+                _install_download(tool, root, session, say)
+            else:
+                _build(tool, root, session.find_go(tool), say)
+            return
+        except Unavailable as exc:
+            attempts[source] = (str(exc), None)
+            verdict = exc.verdict
+        except ToolchainError as exc:
+            attempts[source] = (str(exc), exc)
+            verdict = "failed"
+        except OSError as exc:  # writing the toolchain dir, say
+            attempts[source] = (str(exc), None)
+            verdict = "failed"
+        if index + 1 < len(tried):
+            headline = "not found on this machine" if (source, verdict) == ("present", "unavailable") \
+                else f"{source} {verdict}"
+            reason = attempts[source][0].splitlines()[0]
+            say(tool.name, f"{headline} ({reason}); {_next_step(tool, tried[index + 1])}")
+    raise _failure(tool, [(s, *attempts[s]) for s in session.sources])
+
+
+def _next_step(tool: Tool, source: str) -> str:
+    if source == "download":
+        assert tool.download is not None
+        return f"downloading from {tool.download.host()}"
+    if _src.offline():
+        return "building from the Go module cache (MIMS_OFFLINE=1: GOPROXY=off)"
+    return "building from the Go module proxy"
+
+
+def _failure(tool: Tool, attempts: list[tuple[str, str, ToolchainError | None]]) -> ToolchainError:
+    lines = [f"cannot install {tool.name} {tool.version}:"]
+    for source, reason, _error in attempts:
+        first, *rest = reason.splitlines() or [""]
+        lines.append(f"  {source}: {first}")
+        lines += [f"    {line}" for line in rest]
+    last = next((e for _, _, e in reversed(attempts) if e is not None), None)
+    return ToolchainError("\n".join(lines), tool=tool.name, command=last.command if last else None,
+                          output_tail=last.output_tail if last else "")
+
+
+def _install_present(tool: Tool, root: Path, session: _Session, say: Progress) -> None:
+    found = _src.find_present(tool, root)
+    say(tool.name, "found " + ", ".join(f"{b} {tool.version} at {p}" for b, p in found.items()))
+    with _staging(tool, root) as (work, out):
+        for binary, path in found.items():
+            os.symlink(os.path.abspath(path), out / "bin" / binary)
+        files_from = _src.module_files(tool, out, work, session.network_fetcher(),
+                                       lambda message: say(tool.name, message))
+        manifest = _manifest(tool, out, "present", found={b: os.path.abspath(p) for b, p in found.items()})
+        if files_from:
+            manifest["files_from"] = files_from
+        _finish(tool, root, out, work, manifest)
+    say(tool.name, f"linked {tool.name} {tool.version} into {root / tool.dir_name}")
+
+
+def _install_download(tool: Tool, root: Path, session: _Session, say: Progress) -> None:
+    started = time.monotonic()
+    with _staging(tool, root) as (work, out):
+        step = lambda message: say(tool.name, message)  # noqa: E731
+        urls = _src.download(tool, out / "bin", work, session.fetcher, step)
+        for binary in tool.binaries:
+            if _src.verifiable(tool, binary):
+                say(tool.name, f"checking the downloaded {binary}")
+        failure = _src.verify(tool, {b: out / "bin" / b for b in tool.binaries})
+        if failure:
+            raise Unavailable(f"the downloaded {failure}", verdict="rejected")
+        files_from = _src.module_files(tool, out, work, session.fetcher, step)
+        seconds = round(time.monotonic() - started, 1)
+        manifest = _manifest(tool, out, "download", urls=urls, download_seconds=seconds)
+        if files_from:
+            manifest["files_from"] = files_from
+        _finish(tool, root, out, work, manifest)
+    say(tool.name, f"downloaded {tool.name} {tool.version} in {seconds:.0f}s")
+
+
+@contextmanager
+def _staging(tool: Tool, root: Path) -> Iterator[tuple[Path, Path]]:
+    """A private work dir and the `out` dir a tool is put together in; removed afterwards."""
+    work_root = root / ".work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    work = work_root / f"{tool.dir_name}.{os.getpid()}"
+    _rmtree(work)
+    out = work / "out"
+    (out / "bin").mkdir(parents=True)
+    try:
+        yield work, out
+    finally:
+        _rmtree(work)
+
+
+def _manifest(tool: Tool, out: Path, source: str, **extra: Any) -> dict[str, Any]:
+    binaries = {}
+    for binary in tool.binaries:
+        path = out / "bin" / binary
+        info = path.stat()
+        binaries[binary] = {"sha256": _sha256(path), "bytes": info.st_size}
+        if source == "present":  # a linked binary replaced later makes the tool stale
+            binaries[binary]["mtime_ns"] = info.st_mtime_ns
+    return {
+        "name": tool.name,
+        "version": tool.version,
+        "source": source,
+        "module": f"{tool.module}@{tool.module_version}",
+        "recipe": tool.recipe,
+        "digest": tool.digest(),
+        **extra,
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "binaries": binaries,
+    }
+
+
+def _finish(tool: Tool, root: Path, out: Path, work: Path, manifest: Mapping[str, Any]) -> None:
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _replace_dir(out, root / tool.dir_name, work)
+
+
+def _source(manifest: Mapping[str, Any] | None) -> str:
+    return str((manifest or {}).get("source") or "build")  # tool.json files from before sources: built
+
+
+def _origin(manifest: Mapping[str, Any]) -> str:
+    source = _source(manifest)
+    if source == "present":
+        return ", ".join((manifest.get("found") or {}).values())
+    if source == "download":
+        return ", ".join(dict.fromkeys((manifest.get("urls") or {}).values()))
+    return str(manifest.get("module") or "")
+
+
+def _already(tool: Tool, manifest: Mapping[str, Any]) -> str:
+    text = f"{tool.name} {tool.version} is already {VERBS.get(_source(manifest), 'installed')}"
+    return text + (f" ({_origin(manifest)})" if _source(manifest) == "present" else "")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,7 +511,15 @@ def _read_manifest(target: Path) -> dict | None:
 def _is_current(tool: Tool, target: Path, manifest: dict | None) -> bool:
     if manifest is None or manifest.get("digest") != tool.digest():
         return False
-    return all(os.access(target / "bin" / b, os.X_OK) for b in tool.binaries)
+    if not all(os.access(target / "bin" / b, os.X_OK) for b in tool.binaries):
+        return False
+    if _source(manifest) == "present":  # linked: the file linked to must not have changed since
+        for binary in tool.binaries:
+            info = (target / "bin" / binary).stat()
+            recorded = (manifest.get("binaries") or {}).get(binary) or {}
+            if (info.st_size, info.st_mtime_ns) != (recorded.get("bytes"), recorded.get("mtime_ns")):
+                return False
+    return True
 
 
 def _plugin_current(tool: Tool, target: Path, pdir: Path) -> bool:
@@ -387,6 +603,8 @@ def _go_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         "GOWORK": "off",
         "GOFLAGS": "-buildvcs=false",  # the user's GOFLAGS (say -mod=vendor) must not leak in
     })
+    if _src.offline():
+        env["GOPROXY"] = "off"  # only what Go's module cache holds
     env.update(extra or {})
     return env
 
@@ -454,75 +672,57 @@ class _Runner:
 
 
 def _build(tool: Tool, root: Path, go: _Go, say: Progress) -> None:
-    work_root = root / ".work"
-    work_root.mkdir(parents=True, exist_ok=True)
-    work = work_root / f"{tool.dir_name}.{os.getpid()}"
-    _rmtree(work)
-    out = work / "out"
-    (out / "bin").mkdir(parents=True)
     runner = _Runner(tool, root / ".logs" / f"{tool.dir_name}.log")
     started = time.monotonic()
     try:
-        say(tool.name, f"downloading {tool.module}@{tool.module_version}")
-        module_dir = _download(tool, go, runner, work)
-        if tool.recipe == "main-module":
-            src = work / "src"
-            say(tool.name, "preparing a writable copy of the module")
-            _copy_writable(module_dir, src)
-            _edit_go_mod(tool, go, runner, src)
-            for step in tool.generate:
-                say(tool.name, f"generating: {' '.join(step.run)} in {step.dir}")
-                env = _go_env({"GOFLAGS": "-mod=mod -buildvcs=false",
-                               **{k: tool.expand(v) for k, v in step.env.items()}})
-                runner.run([tool.expand(a) for a in step.run], src / step.dir, env)
-            for binary, package in tool.binaries.items():
-                say(tool.name, f"building {binary} (go build {package})")
-                runner.run(_go_build_cmd(tool, go, ["build", "-mod=mod", "-o", str(out / "bin" / binary)],
-                                         package), src, _go_env())
-        else:
-            for binary, package in tool.binaries.items():
-                target = f"{_join(tool.module, package)}@{tool.module_version}"
-                say(tool.name, f"building {binary} (go install {target})")
-                gobin = work / "gobin"
-                gobin.mkdir(exist_ok=True)
-                runner.run(_go_build_cmd(tool, go, ["install"], target), work, _go_env({"GOBIN": str(gobin)}))
-                produced = list(gobin.iterdir())
-                if len(produced) != 1:
-                    raise runner.error(["go", "install", target], f"left {len(produced)} files in GOBIN", "")
-                produced[0].rename(out / "bin" / binary)
-        for dest, source in tool.files.items():
-            src_file = module_dir / source
-            if not src_file.is_file():
-                raise runner.error(["copy", source],
-                                   f"failed: {source} is not in {tool.module}@{tool.module_version}", "")
-            (out / dest).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src_file, out / dest)
-        for binary, check in tool.check.items():
-            say(tool.name, f"checking {binary} {' '.join(check.args)}")
-            text = runner.run([str(out / "bin" / binary), *[tool.expand(a) for a in check.args]], work,
-                              _go_env(), timeout=CHECK_TIMEOUT)
-            if tool.expand(check.expect) not in text:
-                raise runner.error([binary, *check.args],
-                                   f"printed no {tool.expand(check.expect)!r}", text.strip()[-2000:])
-        seconds = round(time.monotonic() - started, 1)
-        manifest = {
-            "name": tool.name,
-            "version": tool.version,
-            "module": f"{tool.module}@{tool.module_version}",
-            "recipe": tool.recipe,
-            "digest": tool.digest(),
-            "go": go.version,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "build_seconds": seconds,
-            "binaries": {b: {"sha256": _sha256(out / "bin" / b), "bytes": (out / "bin" / b).stat().st_size}
-                         for b in tool.binaries},
-        }
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace_dir(out, root / tool.dir_name, work)
+        with _staging(tool, root) as (work, out):
+            say(tool.name, f"downloading {tool.module}@{tool.module_version}")
+            module_dir = _download(tool, go, runner, work)
+            if tool.recipe == "main-module":
+                src = work / "src"
+                say(tool.name, "preparing a writable copy of the module")
+                _copy_writable(module_dir, src)
+                _edit_go_mod(tool, go, runner, src)
+                for step in tool.generate:
+                    say(tool.name, f"generating: {' '.join(step.run)} in {step.dir}")
+                    env = _go_env({"GOFLAGS": "-mod=mod -buildvcs=false",
+                                   **{k: tool.expand(v) for k, v in step.env.items()}})
+                    runner.run([tool.expand(a) for a in step.run], src / step.dir, env)
+                for binary, package in tool.binaries.items():
+                    say(tool.name, f"building {binary} (go build {package})")
+                    runner.run(_go_build_cmd(tool, go, ["build", "-mod=mod", "-o", str(out / "bin" / binary)],
+                                             package), src, _go_env())
+            else:
+                for binary, package in tool.binaries.items():
+                    target = f"{_join(tool.module, package)}@{tool.module_version}"
+                    say(tool.name, f"building {binary} (go install {target})")
+                    gobin = work / "gobin"
+                    gobin.mkdir(exist_ok=True)
+                    runner.run(_go_build_cmd(tool, go, ["install"], target), work,
+                               _go_env({"GOBIN": str(gobin)}))
+                    produced = list(gobin.iterdir())
+                    if len(produced) != 1:
+                        raise runner.error(["go", "install", target], f"left {len(produced)} files in GOBIN", "")
+                    produced[0].rename(out / "bin" / binary)
+            for dest, source in tool.files.items():
+                src_file = module_dir / source
+                if not src_file.is_file():
+                    raise runner.error(["copy", source],
+                                       f"failed: {source} is not in {tool.module}@{tool.module_version}", "")
+                (out / dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src_file, out / dest)
+            for binary, check in tool.check.items():
+                say(tool.name, f"checking {binary} {' '.join(check.args)}")
+                expect = tool.expand(check.expect)
+                text = runner.run([str(out / "bin" / binary), *[tool.expand(a) for a in check.args]], work,
+                                  _src.check_env(str(work / "pulumi-home")), timeout=CHECK_TIMEOUT)
+                if not _src.printed(expect, text):
+                    raise runner.error([binary, *check.args], f"printed no {expect!r}", text.strip()[-2000:])
+            seconds = round(time.monotonic() - started, 1)
+            _finish(tool, root, out, work, _manifest(tool, out, "build", go=go.version, build_seconds=seconds))
         say(tool.name, f"built {tool.name} {tool.version} in {seconds:.0f}s")
     finally:
         runner.close()
-        _rmtree(work)
 
 
 def _join(module: str, package: str) -> str:
