@@ -100,10 +100,16 @@ class SecretValues:
                 known[key] = _random_text(gen.length) if gen.kind == "random" else _cookie(gen.length)
                 fresh.add(key)
         for key, gen in gens.items():
-            if gen.kind == "mosquitto-passwd" and (key not in known or fresh & set(gen.users)):
+            if gen.kind == "mosquitto-passwd" and (key not in known or fresh & set(gen.users)
+                                                   or _passwd_users(known[key]) != gen.users):
                 known[key] = "".join(mosquitto_passwd_line(user, known[user]) for user in gen.users)
         values = {key: known[key] for key in gens}
         return values, known != before
+
+
+def _passwd_users(passwd: str) -> tuple[str, ...]:
+    """The users of a password file, in order: a user taken off the list must lose its line."""
+    return tuple(line.split(":", 1)[0] for line in passwd.splitlines() if line)
 
 
 def _random_text(length: int) -> str:

@@ -4,14 +4,15 @@ parallel, generated secrets created once and handed to the programs as Pulumi se
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import pulumi.automation as auto
 
 from mims.charts.render import Rendering
-from mims.engine.locks import clear_stale_lock
+from mims.engine.locks import clear_stale_lock, locked
 from mims.engine.program import StackProgram, Target, data_namespaces, secret_ref, secrets_program
 from mims.engine.progress import Reporter, StackListener
 from mims.engine.workspace import Backend, Workspaces
@@ -19,6 +20,7 @@ from mims.errors import DeployError
 from mims.secrets import ANNOTATION, SecretValues
 
 SECRETS_PROJECT = "mims-secrets"
+PURGE_TIMEOUT = 600.0
 CHANGE_KINDS = ("create", "update", "replace", "delete")
 
 
@@ -61,36 +63,43 @@ class Engine:
     # -- the four operations -------------------------------------------------------------------
 
     def plan(self) -> list[StackOutcome]:
-        stacks = self._select_all(self._secret_values(persist=False)[0])
-        return self._run(self._order(), lambda name: self._preview(*stacks[name]))
+        with _state_errors():
+            stacks = self._select_all(self._secret_values(persist=False)[0])
+            return self._run(self._order(), lambda name: self._preview(*stacks[name]))
 
     def up(self) -> list[StackOutcome]:
-        stacks = self._select_all(self._secret_values(persist=True)[0])
-        return self._run(self._order(), lambda name: self._update(*stacks[name]))
+        with _state_errors():
+            stacks = self._select_all(self._secret_values(persist=True)[0])
+            return self._run(self._order(), lambda name: self._update(*stacks[name]))
 
     def destroy(self, purge_data: bool) -> list[StackOutcome]:
-        values = self._secret_values(persist=False)[0] if purge_data else None
-        outcomes = self._run(self._order(reverse=True), lambda name: self._destroy(name, values))
-        if purge_data:
-            stack = self.workspaces.existing_stack(SECRETS_PROJECT, self.stack_name, secrets_program({}))
-            if stack is not None:
-                stack.destroy(show_secrets=False)
-                stack.workspace.remove_stack(self.stack_name)
-        return outcomes
+        """Every stack destroyed, the namespaces holding volume claims retained. With `purge_data`
+        those namespaces are deleted afterwards, also the ones an earlier `destroy` or a component
+        switched off left behind (no stack holds them any more), and then the generated secrets."""
+        with _state_errors():
+            outcomes = self._run(self._order(reverse=True), self._destroy)
+            if purge_data:
+                purge_namespaces(self.target, self.rendering.loaded.blueprint.city.name, self.reporter.say)
+                stack = self.workspaces.existing_stack(SECRETS_PROJECT, self.stack_name, secrets_program({}))
+                if stack is not None:
+                    stack.destroy(show_secrets=False)
+                    stack.workspace.remove_stack(self.stack_name)
+            return outcomes
 
     def states(self) -> list[StackState]:
-        states = []
-        for name in self._order():
+        """Every stack's last operation and object count, read from the state (all stacks at once:
+        each read is a `pulumi` process)."""
+        def state(name: str) -> StackState:
             stack = self.workspaces.existing_stack(project(name), self.stack_name, self._program(name, {}))
             if stack is None:
-                states.append(StackState(name, exists=False))
-                continue
-            info = stack.info()
-            resources = [r for r in stack.export_stack().deployment.get("resources", [])
+                return StackState(name, exists=False)
+            info = stack.info(show_secrets=False)
+            resources = [r for r in (stack.export_stack().deployment or {}).get("resources", [])
                          if r["type"].startswith("kubernetes:")]
             ended = info.end_time.isoformat(timespec="seconds") if info and info.end_time else None
-            states.append(StackState(name, True, ended, info.result if info else None, len(resources)))
-        return states
+            return StackState(name, True, ended, info.result if info else None, len(resources))
+        with _state_errors(), ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
+            return list(pool.map(state, self._order()))
 
     # -- one stack -----------------------------------------------------------------------------
 
@@ -119,29 +128,25 @@ class Engine:
                 show_secrets=False, suppress_outputs=True)
         return StackOutcome(name, dict(listener.counts))
 
-    def _destroy(self, name: str, purge_values: SecretValues | None) -> StackOutcome:
-        """Deletes a stack's objects; with `purge_values` (--purge-data) first lets the namespaces
-        that hold volumes go too, so their volume claims are deleted with them."""
+    def _destroy(self, name: str) -> StackOutcome:
+        """Deletes a stack's objects but the namespaces that hold volume claims (`retain_on_delete`
+        in the state), and then the stack."""
         stack = self.workspaces.existing_stack(project(name), self.stack_name, self._program(name, {}))
         if stack is None:
             return StackOutcome(name)
         _recover(stack)
-        if purge_values is not None:
-            stack.up(program=self._program(name, purge_values, purge=True), show_secrets=False,
-                     suppress_outputs=True)
         listener = self.reporter.listener(name)
         _engine(listener, stack.destroy, on_event=listener, show_secrets=False, suppress_outputs=True)
         stack.workspace.remove_stack(self.stack_name)
         return StackOutcome(name, dict(listener.counts))
 
-    def _program(self, name: str, values: SecretValues | dict, purge: bool = False) -> StackProgram:
+    def _program(self, name: str, values: SecretValues | dict) -> StackProgram:
         objects = self.stacks[name].objects
         secret_values = {}
         if isinstance(values, SecretValues):
             secret_values = {secret_ref(o): values.fill(o)[0] for o in objects
                              if o["kind"] == "Secret" and ANNOTATION in (o["metadata"].get("annotations") or {})}
-        retained = set() if purge else data_namespaces(self.rendering.objects())
-        return StackProgram(objects, self.target, secret_values, retained)
+        return StackProgram(objects, self.target, secret_values, data_namespaces(self.rendering.objects()))
 
     # -- generated secrets ---------------------------------------------------------------------
 
@@ -216,6 +221,17 @@ def _timed(action: Callable[[str], StackOutcome], name: str) -> StackOutcome:
     return outcome
 
 
+@contextmanager
+def _state_errors() -> Iterator[None]:
+    """A `pulumi` command failing outside a stack's own run (selecting the stacks, reading the
+    generated values or the state) is reported like a failed stack, not as a traceback."""
+    try:
+        yield
+    except auto.errors.CommandError as exc:
+        raise DeployError(f"Pulumi could not read or write the state: "
+                          f"{_last_error_line(exc).removeprefix('error: ')}") from None
+
+
 class StackFailed(Exception):
     """One stack's engine run failed; the message holds the failing resources' errors."""
 
@@ -229,9 +245,13 @@ def _engine(listener: StackListener, operation: Callable, **kwargs) -> None:
 
 def _up_to_date(stack: auto.Stack) -> bool:
     """The last update succeeded with exactly this program's inputs: skip the engine run (seconds
-    per stack) and report every object unchanged."""
+    per stack) and report every object unchanged. Not while the stack is locked: a run killed
+    half-way writes no history, so the last entry can match although the state holds its partial
+    changes and pending operations (`_recover` then repairs the stack before the update)."""
     program: StackProgram = stack.workspace.program
-    history = stack.history(page_size=1)
+    if locked(stack):
+        return False
+    history = stack.history(page_size=1, show_secrets=False)
     return bool(history) and history[0].kind == "update" and history[0].result == "succeeded" \
         and history[0].message == program.fingerprint()
 
@@ -245,8 +265,49 @@ def _recover(stack: auto.Stack) -> None:
         stack.refresh(clear_pending_creates=True, show_secrets=False, suppress_outputs=True)
 
 
+def purge_namespaces(target: Target, city: str, say: Callable[[str], None],
+                     timeout: float = PURGE_TIMEOUT) -> None:
+    """Deletes the namespaces mims created for `city` that are still on the cluster once every stack
+    is destroyed: the ones retained because they hold volume claims. Returns when they are gone and
+    so are the volumes of their claims that the cluster deletes (reclaim policy Delete)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    selector = f"app.kubernetes.io/managed-by=mims,mims.io/city={city}"
+    try:
+        core = client.CoreV1Api(config.new_client_from_config(
+            config_file=str(target.kubeconfig), context=target.context, persist_config=False))
+        namespaces = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items]
+        volumes = {claim.spec.volume_name for ns in namespaces
+                   for claim in core.list_namespaced_persistent_volume_claim(ns).items if claim.spec.volume_name}
+        for name in namespaces:
+            say(f"deleting namespace {name} with its volume claims")
+            try:
+                core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items]
+            left += [pv.metadata.name for pv in core.list_persistent_volume().items
+                     if pv.metadata.name in volumes and pv.spec.persistent_volume_reclaim_policy == "Delete"]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise DeployError(f"still there {timeout:.0f} s after deleting them: {', '.join(left)}; "
+                                  "look at their finalizers and run the command again")
+            time.sleep(1)
+    except (ApiException, HTTPError, ConfigException, OSError) as exc:
+        reason = f"HTTP {exc.status}: {exc.reason}" if isinstance(exc, ApiException) else str(exc)
+        raise DeployError(f"deleting the namespaces that hold the volume claims failed ({reason}); "
+                          "run the command again") from None
+
+
 def _last_error_line(exc: auto.errors.CommandError) -> str:
     """For failures before any resource ran (a locked stack, a broken backend): the engine's last
     `error:` line."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip().startswith("error:")]
+    lines = [line[line.index("error:"):].strip() for line in str(exc).splitlines() if "error:" in line]
     return lines[-1] if lines else str(exc).strip().splitlines()[-1]

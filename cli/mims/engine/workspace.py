@@ -13,6 +13,7 @@ import pulumi.automation as auto
 
 from mims import paths
 from mims.console import err
+from mims.engine.locks import repair_attributes
 from mims.toolchain import install, pulumi_home
 
 PASSPHRASE_ENV = "MIMS_PASSPHRASE"
@@ -67,6 +68,7 @@ class Workspaces:
         tools = install(["pulumi", "pulumi-kubernetes"], progress=progress)
         self.command = auto.PulumiCommand(root=str(tools["pulumi"].dir))
         self.home = pulumi_home()
+        repair_attributes(backend.url)
 
     def env(self) -> dict[str, str]:
         return {
