@@ -20,6 +20,7 @@ from mims.errors import DeployError
 from mims.secrets import ANNOTATION, SecretValues
 
 SECRETS_PROJECT = "mims-secrets"
+SECRETS_STEP = "secrets"  # the step of `up` that stores new generated values
 PURGE_TIMEOUT = 600.0
 CHANGE_KINDS = ("create", "update", "replace", "delete")
 
@@ -64,13 +65,24 @@ class Engine:
 
     def plan(self) -> list[StackOutcome]:
         with _state_errors():
-            stacks = self._select_all(self._secret_values(persist=False)[0])
+            stacks, _ = self._select_all()
             return self._run(self._order(), lambda name: self._preview(*stacks[name]))
 
     def up(self) -> list[StackOutcome]:
+        """New generated values are stored (the secrets stack's update) before any stack holding
+        them runs; the other stacks need not wait for that."""
         with _state_errors():
-            stacks = self._select_all(self._secret_values(persist=True)[0])
-            return self._run(self._order(), lambda name: self._update(*stacks[name]))
+            stacks, secrets = self._select_all()
+            waits = self._order()
+            if secrets.fresh:
+                for name, stack in self.stacks.items():
+                    if any(_generated(obj) for obj in stack.objects):
+                        waits[name].add(SECRETS_STEP)
+                waits = {SECRETS_STEP: set(), **waits}
+
+            def step(name: str) -> StackOutcome:
+                return secrets.store() if name == SECRETS_STEP else self._update(*stacks[name])
+            return [o for o in self._run(waits, step) if o.name != SECRETS_STEP]
 
     def destroy(self, purge_data: bool) -> list[StackOutcome]:
         """Every stack destroyed, the namespaces holding volume claims retained. With `purge_data`
@@ -103,14 +115,20 @@ class Engine:
 
     # -- one stack -----------------------------------------------------------------------------
 
-    def _select_all(self, values: SecretValues) -> dict[str, tuple[str, auto.Stack, bool]]:
-        """Every stack selected (or created) and checked against its last update, all at once:
-        on an unchanged blueprint this is all `plan` and `up` do."""
-        def select(name: str) -> tuple[str, auto.Stack, bool]:
-            stack = self.workspaces.stack(project(name), self.stack_name, self._program(name, values))
-            return name, stack, _up_to_date(stack)
-        with ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
-            return {selected[0]: selected for selected in pool.map(select, self.stacks)}
+    def _select_all(self) -> tuple[dict[str, tuple[str, auto.Stack, bool]], StoredSecrets]:
+        """Every stack selected (or created) and checked against its last update, all at once and
+        while the generated values are read: on an unchanged blueprint this is all `plan` and `up`
+        do. The values (new ones only in memory) go into each stack's program."""
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            secrets = reader.submit(self._read_secrets)
+
+            def select(name: str) -> tuple[str, auto.Stack, bool]:
+                stack, new = self.workspaces.open_stack(project(name), self.stack_name, self._program(name, {}))
+                stack.workspace.program = self._program(name, secrets.result().values)
+                return name, stack, not self.stacks[name].objects if new else _up_to_date(stack)
+            with ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
+                selected = {result[0]: result for result in pool.map(select, self.stacks)}
+            return selected, secrets.result()
 
     def _preview(self, name: str, stack: auto.Stack, up_to_date: bool) -> StackOutcome:
         if up_to_date:
@@ -144,26 +162,21 @@ class Engine:
         objects = self.stacks[name].objects
         secret_values = {}
         if isinstance(values, SecretValues):
-            secret_values = {secret_ref(o): values.fill(o)[0] for o in objects
-                             if o["kind"] == "Secret" and ANNOTATION in (o["metadata"].get("annotations") or {})}
+            secret_values = {secret_ref(o): values.fill(o)[0] for o in objects if _generated(o)}
         return StackProgram(objects, self.target, secret_values, data_namespaces(self.rendering.objects()))
 
     # -- generated secrets ---------------------------------------------------------------------
 
-    def _secret_values(self, persist: bool) -> tuple[SecretValues, bool]:
-        """The stored values plus any the rendering needs that are new; stored first when `persist`,
-        so a value never reaches a cluster before it is safe in the state."""
+    def _read_secrets(self) -> StoredSecrets:
+        """The stored values plus any the rendering needs that are new (generated in memory)."""
         stack = self.workspaces.stack(SECRETS_PROJECT, self.stack_name, secrets_program({}))
         outputs = stack.outputs()
         values = SecretValues.from_dict(outputs["values"].value if "values" in outputs else None)
         fresh = False
         for obj in self.rendering.objects():
-            if obj["kind"] == "Secret" and ANNOTATION in (obj["metadata"].get("annotations") or {}):
+            if _generated(obj):
                 fresh |= values.fill(obj)[1]
-        if fresh and persist:
-            _recover(stack)
-            stack.up(program=secrets_program(values.as_dict()), show_secrets=False, suppress_outputs=True)
-        return values, fresh
+        return StoredSecrets(stack, values, fresh)
 
     # -- ordering ------------------------------------------------------------------------------
 
@@ -210,6 +223,24 @@ class Engine:
         return [done[name] for name in waits]
 
 
+@dataclass
+class StoredSecrets:
+    """The secrets stack and the values for this rendering; `fresh` when some are not stored yet."""
+
+    stack: auto.Stack
+    values: SecretValues
+    fresh: bool
+
+    def store(self) -> StackOutcome:
+        _recover(self.stack)
+        self.stack.up(program=secrets_program(self.values.as_dict()), show_secrets=False, suppress_outputs=True)
+        return StackOutcome(SECRETS_STEP)
+
+
+def _generated(obj: dict) -> bool:
+    return obj["kind"] == "Secret" and ANNOTATION in (obj["metadata"].get("annotations") or {})
+
+
 def project(stack: str) -> str:
     return f"mims-{stack}"
 
@@ -247,12 +278,15 @@ def _up_to_date(stack: auto.Stack) -> bool:
     """The last update succeeded with exactly this program's inputs: skip the engine run (seconds
     per stack) and report every object unchanged. Not while the stack is locked: a run killed
     half-way writes no history, so the last entry can match although the state holds its partial
-    changes and pending operations (`_recover` then repairs the stack before the update)."""
+    changes and pending operations (`_recover` then repairs the stack before the update). A stack
+    that never ran and has no objects (add-ons nobody asked for) has nothing to do either."""
     program: StackProgram = stack.workspace.program
     if locked(stack):
         return False
     history = stack.history(page_size=1, show_secrets=False)
-    return bool(history) and history[0].kind == "update" and history[0].result == "succeeded" \
+    if not history:
+        return not program.objects
+    return history[0].kind == "update" and history[0].result == "succeeded" \
         and history[0].message == program.fingerprint()
 
 

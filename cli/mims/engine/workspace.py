@@ -82,8 +82,16 @@ class Workspaces:
         }
 
     def stack(self, project: str, stack_name: str, program) -> auto.Stack:
-        return auto.create_or_select_stack(stack_name=stack_name, project_name=project, program=program,
-                                           opts=self._options(project, stack_name))
+        return self.open_stack(project, stack_name, program)[0]
+
+    def open_stack(self, project: str, stack_name: str, program) -> tuple[auto.Stack, bool]:
+        """The stack, created if it did not exist; the flag says it was just created (and so has
+        no history to read)."""
+        stack = self.existing_stack(project, stack_name, program)
+        if stack is not None:
+            return stack, False
+        return auto.create_stack(stack_name=stack_name, project_name=project, program=program,
+                                 opts=self._options(project, stack_name)), True
 
     def existing_stack(self, project: str, stack_name: str, program) -> auto.Stack | None:
         """The stack if it was ever created, without creating it (status, destroy)."""
