@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mims import paths
+from mims.app import main
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer, Rendering
 
@@ -87,3 +89,17 @@ def pod_specs(rendering: Rendering):
     for obj in rendering.objects():
         if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield obj, obj["spec"]["template"]["spec"]
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `mims ARGS` through the real entry point; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["mims", *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+
+    return run

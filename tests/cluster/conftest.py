@@ -4,12 +4,10 @@ cluster for the whole session (started once; each test gets it running)."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from mims.app import main
 from mims.cluster import SimCluster
 from mims.cluster.sim import TOOLS
 from mims.toolchain import status as toolchain_status
@@ -24,18 +22,6 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "home"
 
 
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run `mims ARGS` through the real entry point; return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["mims", *map(str, args)])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        captured = capsys.readouterr()
-        return exit_info.value.code, captured.out, captured.err
-
-    return run
 
 
 @pytest.fixture(scope="session")
