@@ -115,17 +115,23 @@ class Engine:
 
     # -- one stack -----------------------------------------------------------------------------
 
-    def _select_all(self) -> tuple[dict[str, tuple[str, auto.Stack, bool]], StoredSecrets]:
+    def _select_all(self) -> tuple[dict[str, tuple[str, auto.Stack | None, bool]], StoredSecrets]:
         """Every stack selected (or created) and checked against its last update, all at once and
         while the generated values are read: on an unchanged blueprint this is all `plan` and `up`
         do. The values (new ones only in memory) go into each stack's program."""
         with ThreadPoolExecutor(max_workers=1) as reader:
             secrets = reader.submit(self._read_secrets)
 
-            def select(name: str) -> tuple[str, auto.Stack, bool]:
-                stack, new = self.workspaces.open_stack(project(name), self.stack_name, self._program(name, {}))
+            def select(name: str) -> tuple[str, auto.Stack | None, bool]:
+                placeholder = self._program(name, {})
+                if not self.stacks[name].objects:  # an empty layer has work only if it ran before
+                    stack, new = self.workspaces.existing_stack(project(name), self.stack_name, placeholder), False
+                    if stack is None:
+                        return name, None, True
+                else:
+                    stack, new = self.workspaces.open_stack(project(name), self.stack_name, placeholder)
                 stack.workspace.program = self._program(name, secrets.result().values)
-                return name, stack, not self.stacks[name].objects if new else _up_to_date(stack)
+                return name, stack, not new and _up_to_date(stack)
             with ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
                 selected = {result[0]: result for result in pool.map(select, self.stacks)}
             return selected, secrets.result()
