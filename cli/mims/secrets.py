@@ -44,6 +44,11 @@ def parse_spec(spec: str) -> Generator:
     raise ValueError(f"unknown secret generator {spec!r}; see docs/secrets.md")
 
 
+def is_generated(obj: dict) -> bool:
+    """A Secret whose values the engine generates and fills (rendered without data)."""
+    return obj["kind"] == "Secret" and ANNOTATION in (obj["metadata"].get("annotations") or {})
+
+
 def generators(secret: dict) -> dict[str, Generator]:
     """Key -> generator of a rendered Secret; checks references inside the Secret."""
     raw = (secret["metadata"].get("annotations") or {}).get(ANNOTATION)

@@ -22,7 +22,6 @@ from mims.errors import ChartError
 from mims.stacks import Stack, load_stacks
 
 FOUNDATION = "foundation"
-SECRET_GENERATE_ANNOTATION = "mims.io/generate"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "mims", "app.kubernetes.io/managed-by": "mims"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass", "StorageClass",
                   "CustomResourceDefinition", "PriorityClass", "ClusterIssuer", "APIService",

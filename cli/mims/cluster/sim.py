@@ -171,6 +171,12 @@ class SimCluster:
             shutil.rmtree(self.dir, ignore_errors=True)
             return existed
 
+    def node_size(self) -> tuple[str, str] | None:
+        """(cpu, memory) of the node it was created with, from its state file: no process or API
+        call, for checks on every deploy."""
+        node = self._read_state().get("node")
+        return (node["cpu"], node["memory"]) if node else None
+
     def status(self) -> SimStatus:
         state = self._read_state()
         processes = []

@@ -66,11 +66,12 @@ def sim_node_for(rendering: Rendering) -> tuple[str, str]:
 
 def _check_sim_size(cluster: ClusterConnection, node: tuple[str, str]) -> None:
     """A simulated node too small for the blueprint leaves pods Pending until Pulumi times out."""
-    status = SimCluster(cluster.name).status()
-    if status.node_cpu is None or status.node_memory is None:
+    size = SimCluster(cluster.name).node_size()
+    if size is None:
         return
-    if cpu_millicores(status.node_cpu) < cpu_millicores(node[0]) or bytes_of(status.node_memory) < bytes_of(node[1]):
-        raise ClusterError(f"simulated cluster `{cluster.name}` has a node of {status.node_cpu} CPU / "
-                           f"{status.node_memory}; this blueprint needs {node[0]} CPU / {node[1]}. Run "
+    cpu, memory = size
+    if cpu_millicores(cpu) < cpu_millicores(node[0]) or bytes_of(memory) < bytes_of(node[1]):
+        raise ClusterError(f"simulated cluster `{cluster.name}` has a node of {cpu} CPU / "
+                           f"{memory}; this blueprint needs {node[0]} CPU / {node[1]}. Run "
                            f"`mims cluster delete --name {cluster.name} --yes` and deploy again, or deploy "
                            f"to another cluster with --context")

@@ -17,7 +17,7 @@ from mims.engine.program import StackProgram, Target, data_namespaces, secret_re
 from mims.engine.progress import Reporter, StackListener
 from mims.engine.workspace import Backend, Workspaces
 from mims.errors import DeployError
-from mims.secrets import ANNOTATION, SecretValues
+from mims.secrets import SecretValues, is_generated
 
 SECRETS_PROJECT = "mims-secrets"
 SECRETS_STEP = "secrets"  # the step of `up` that stores new generated values
@@ -60,6 +60,7 @@ class Engine:
         bp = rendering.loaded.blueprint
         self.stack_name = f"{bp.city.name}-{bp.environment}"
         self.stacks = {s.stack.name: s for s in rendering.stacks}
+        self.retained_namespaces = data_namespaces(rendering.objects())
 
     # -- the four operations -------------------------------------------------------------------
 
@@ -76,7 +77,7 @@ class Engine:
             waits = self._order()
             if secrets.fresh:
                 for name, stack in self.stacks.items():
-                    if any(_generated(obj) for obj in stack.objects):
+                    if any(is_generated(obj) for obj in stack.objects):
                         waits[name].add(SECRETS_STEP)
                 waits = {SECRETS_STEP: set(), **waits}
 
@@ -168,8 +169,8 @@ class Engine:
         objects = self.stacks[name].objects
         secret_values = {}
         if isinstance(values, SecretValues):
-            secret_values = {secret_ref(o): values.fill(o)[0] for o in objects if _generated(o)}
-        return StackProgram(objects, self.target, secret_values, data_namespaces(self.rendering.objects()))
+            secret_values = {secret_ref(o): values.fill(o)[0] for o in objects if is_generated(o)}
+        return StackProgram(objects, self.target, secret_values, self.retained_namespaces)
 
     # -- generated secrets ---------------------------------------------------------------------
 
@@ -180,7 +181,7 @@ class Engine:
         values = SecretValues.from_dict(outputs["values"].value if "values" in outputs else None)
         fresh = False
         for obj in self.rendering.objects():
-            if _generated(obj):
+            if is_generated(obj):
                 fresh |= values.fill(obj)[1]
         return StoredSecrets(stack, values, fresh)
 
@@ -241,10 +242,6 @@ class StoredSecrets:
         _recover(self.stack)
         self.stack.up(program=secrets_program(self.values.as_dict()), show_secrets=False, suppress_outputs=True)
         return StackOutcome(SECRETS_STEP)
-
-
-def _generated(obj: dict) -> bool:
-    return obj["kind"] == "Secret" and ANNOTATION in (obj["metadata"].get("annotations") or {})
 
 
 def project(stack: str) -> str:

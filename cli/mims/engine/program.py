@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mims import __version__
-from mims.secrets import ANNOTATION
+from mims.secrets import is_generated
 
 k8s_version = version("pulumi-kubernetes")
 
@@ -66,7 +66,7 @@ class StackProgram:
     def _declare(self, obj: dict, provider: k8s.Provider, depends_on: list) -> pulumi.Resource:
         meta = obj["metadata"]
         props = {k: v for k, v in obj.items() if k != "status"}
-        if obj["kind"] == "Secret" and ANNOTATION in (meta.get("annotations") or {}):
+        if is_generated(obj):
             values = self.secret_values[secret_ref(obj)]
             props["stringData"] = pulumi.Output.secret(values)
         if obj["kind"] == "Service":
