@@ -63,7 +63,7 @@ def test_agent_gets_secrets_from_files_through_a_shell_wrapper(render):
     script = c["command"][2]
     assert 'export IOTA_MQTT_PASSWORD="$mqtt_password"' in script
     assert "export IOTA_MONGO_URI=" in script
-    assert script.strip().splitlines()[-1] == "exec node /opt/iotajson/bin/iotagent-json"
+    assert script.strip().splitlines()[-1] == "exec node /opt/iotagent-json/bin/iotagent-json"
     names = {e["name"] for e in c["env"]}
     assert not names & {"IOTA_MQTT_PASSWORD", "IOTA_MONGO_URI", "IOTA_DEFAULT_KEY"}
     assert all("valueFrom" not in e for e in c["env"])
