@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -157,22 +160,64 @@ def test_ckan_api_tokens_do_not_share_the_gateways_authorization_header(render):
     assert app(render())["apitoken_header_name"] == "X-CKAN-API-Key"
 
 
-def test_ckanext_dcat_comes_from_hash_pinned_wheels(render):
+def pip_arguments(script: str) -> list[str]:
+    return shlex.split(script.split("python3 -m pip install", 1)[1].split("\n#", 1)[0].replace("\\\n", " "))
+
+
+def test_ckanext_dcat_comes_from_hash_pinned_packages(render):
     rendering = render()
     lines = [line for line in config_file(rendering, "extensions.txt").splitlines() if line.strip()]
     names = [line.split("==")[0] for line in lines]
-    assert names[0] == "ckanext-dcat" and {"rdflib", "pyld", "geomet"} <= set(names)
+    assert names[0] == "ckanext-dcat" and {"rdflib", "pyld", "geomet", "ckantoolkit"} <= set(names)
     for line in lines:
-        assert re.match(r"^[a-z0-9-]+==[0-9][^ ]* (--hash=sha256:[0-9a-f]{64} ?)+$", line), line
-    script = config_file(rendering, "install-extensions.sh")
-    args = shlex.split(script.split("python3 -m pip install", 1)[1].split("\n#", 1)[0].replace("\\\n", " "))
-    assert {"--require-hashes", "--no-deps", "--only-binary=:all:", "--user"} <= set(args)
+        assert re.match(r"^[a-z0-9-]+==[0-9][^ ]* --hash=sha256:[0-9a-f]{64}$", line), line
+    args = pip_arguments(config_file(rendering, "install-extensions.sh"))
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:", "--user", "--no-index"} <= set(args)
+    assert args[args.index("--find-links") + 1] == "/opt/ckan-wheels"
     [init] = ckan_pod(rendering)["initContainers"]
     assert init["command"] == ["/bin/sh", "/etc/ckan/install-extensions.sh"]
+    assert {"name": "wheels", "mountPath": "/opt/ckan-wheels", "readOnly": True} in init["volumeMounts"]
     # The init container fills the user site the CKAN container reads (read-only there).
     assert env_of(init)["PYTHONUSERBASE"] == env_of(ckan_container(rendering))["PYTHONUSERBASE"]
     user_base = env_of(init)["PYTHONUSERBASE"]
     assert {"name": "extensions", "mountPath": user_base, "readOnly": True} in ckan_container(rendering)["volumeMounts"]
+
+
+def test_the_packages_install_offline_from_the_rendered_configmaps(render, tmp_path):
+    """The ConfigMaps carry exactly the pinned files: pip installs them with no index and every hash
+    checked, as the init container does (into a target folder: this interpreter is not the image's)."""
+    rendering = render()
+    pod = ckan_pod(rendering)
+    [wheels] = [v for v in pod["volumes"] if v["name"] == "wheels"]
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    for source in wheels["projected"]["sources"]:
+        configmap = find(rendering, "ConfigMap", source["configMap"]["name"], NS)
+        assert "data" not in configmap
+        for name, data in configmap["binaryData"].items():
+            (folder / name).write_bytes(base64.b64decode(data))
+    (tmp_path / "extensions.txt").write_text(config_file(rendering, "extensions.txt"))
+    args = [a for a in pip_arguments(config_file(rendering, "install-extensions.sh")) if a != "--user"]
+    args = [str(folder) if a == "/opt/ckan-wheels" else str(tmp_path / "extensions.txt")
+            if a == "/etc/ckan/extensions.txt" else a for a in args]
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(tmp_path / "site"),
+                          *args], capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    installed = {p.name for p in (tmp_path / "site").iterdir()}
+    assert {"ckanext", "ckantoolkit", "rdflib", "pyld", "geomet"} <= installed
+    assert (tmp_path / "site" / "ckanext" / "dcat" / "profiles").is_dir()
+
+
+def test_every_configmap_fits_the_kubernetes_limit(render):
+    for obj in render().objects():
+        if obj["kind"] == "ConfigMap":
+            size = sum(len(v) for v in {**obj.get("data", {}), **obj.get("binaryData", {})}.values())
+            assert size < 1024 * 1024 * 0.9, obj["metadata"]["name"]
+
+
+def test_a_new_set_of_extensions_rolls_the_pod(render):
+    annotations = find(render(), "StatefulSet", "ckan", NS)["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["mims.io/extensions"])
 
 
 def test_ckan_runs_one_replica_in_every_profile(render):
@@ -200,15 +245,14 @@ def test_endpoint_matches_the_cross_chart_contract(renderer):
             endpoint.path, endpoint.writes_need_token) == ("ckan", "ckan", 5000, True, "data", "/", True)
 
 
-def test_ckan_may_reach_its_database_solr_valkey_and_public_https(render):
+def test_ckan_reaches_only_its_database_solr_and_valkey(render):
+    """No internet: the extensions come with mims, so nothing is downloaded at pod start."""
     policy = find(render(), "NetworkPolicy", "allow-egress-ckan", NS)
     rules = policy["spec"]["egress"]
+    assert all("podSelector" in rule["to"][0] for rule in rules)
     targets = {(rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
-               for rule in rules if "podSelector" in rule["to"][0]}
+               for rule in rules}
     assert targets == {("catalogue-db", 5432), ("solr", 8983), ("valkey", 6379)}
-    [web] = [rule for rule in rules if "ipBlock" in rule["to"][0]]
-    assert web["ports"] == [{"protocol": "TCP", "port": 443}]
-    assert "10.0.0.0/8" in web["to"][0]["ipBlock"]["except"]  # PyPI, not the cluster's private network
 
 
 def test_valkey_password_comes_from_an_include_file(render):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Renderer:
         self.charts_root = charts_root or paths.charts_dir()
         self.stacks = load_stacks(stacks_root or paths.stacks_dir())
         self.charts = load_charts(self.charts_root)
+        self._binary_cache: dict[tuple[Path, str], list[tuple[str, str]]] = {}
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.charts_root)),
             undefined=jinja2.StrictUndefined,
@@ -102,6 +104,7 @@ class Renderer:
                                                                          sort_keys=True)
         self.env.filters["sha256"] = lambda v: hashlib.sha256(str(v).encode()).hexdigest()
         self.env.globals["file"] = _render_file
+        self.env.globals["binary_files"] = self._binary_files
         self.env.globals["fail"] = _fail
 
     def chart_for(self, component: str, implementation: str) -> Chart:
@@ -110,6 +113,17 @@ class Renderer:
         except KeyError:
             raise ChartError(f"no chart for component `{component}` implementation `{implementation}` "
                              f"under {self.charts_root}") from None
+
+    @jinja2.pass_context
+    def _binary_files(self, ctx: jinja2.runtime.Context, pattern: str) -> list[tuple[str, str]]:
+        """(file name, base64) of the current chart's `files/<pattern>`, sorted: files shipped as they
+        are (wheels, archives) for ConfigMaps' `binaryData`. Read once per renderer."""
+        folder = self.charts_root / ctx.name.split("/", 1)[0] / "files"
+        key = (folder, pattern)
+        if key not in self._binary_cache:
+            self._binary_cache[key] = [(path.name, base64.b64encode(path.read_bytes()).decode("ascii"))
+                                       for path in sorted(folder.glob(pattern)) if path.is_file()]
+        return self._binary_cache[key]
 
     def render(self, loaded: LoadedBlueprint) -> Rendering:
         bp = loaded.blueprint
