@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mims.console import err, interactive, out, print_json, new_table
 from mims.engine.deployment import Deployment, open_deployment
-from mims.engine.orchestrator import CHANGE_KINDS, StackOutcome
+from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
 from mims.errors import UsageError
 
 BLUEPRINT = typer.Argument(..., help="Blueprint YAML file.", envvar="MIMS_BLUEPRINT")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pulumi.automation as auto
 
@@ -15,6 +15,7 @@ from mims.charts.render import Rendering
 from mims.engine.locks import clear_stale_lock, locked
 from mims.engine.program import StackProgram, Target, data_namespaces, secret_ref, secrets_program
 from mims.engine.progress import Reporter, StackListener
+from mims.engine.scheduler import StackFailed, StackOutcome, run_in_order
 from mims.engine.workspace import Backend, Workspaces
 from mims.errors import DeployError
 from mims.secrets import SecretValues, is_generated
@@ -22,21 +23,6 @@ from mims.secrets import SecretValues, is_generated
 SECRETS_PROJECT = "mims-secrets"
 SECRETS_STEP = "secrets"  # the step of `up` that stores new generated values
 PURGE_TIMEOUT = 600.0
-CHANGE_KINDS = ("create", "update", "replace", "delete")
-
-
-@dataclass
-class StackOutcome:
-    """What one stack did (or would do, for a preview)."""
-
-    name: str
-    changes: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: str | None = None
-
-    @property
-    def changed(self) -> int:
-        return sum(self.changes.get(kind, 0) for kind in CHANGE_KINDS)
 
 
 @dataclass
@@ -52,11 +38,11 @@ class StackState:
 
 class Engine:
     def __init__(self, rendering: Rendering, target: Target, *, backend: Backend | None = None,
-                 reporter: Reporter | None = None):
+                 reporter: Reporter | None = None, workspaces: Workspaces | None = None):
         self.rendering = rendering
         self.target = target
         self.reporter = reporter or Reporter()
-        self.workspaces = Workspaces(backend or Backend.default(), say=self.reporter.say)
+        self.workspaces = workspaces or Workspaces(backend or Backend.default(), say=self.reporter.say)
         bp = rendering.loaded.blueprint
         self.stack_name = f"{bp.city.name}-{bp.environment}"
         self.stacks = {s.stack.name: s for s in rendering.stacks}
@@ -195,39 +181,14 @@ class Engine:
         return waits
 
     def _run(self, waits: dict[str, set[str]], action: Callable[[str], StackOutcome]) -> list[StackOutcome]:
-        """Runs `action` per stack as soon as what it waits for succeeded; stops starting new stacks
-        after a failure, lets running ones finish, and raises one DeployError naming every failure."""
-        done: dict[str, StackOutcome] = {}
-        failed: dict[str, str] = {}
-        running: dict[Future, str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(waits))) as pool:
-            while True:
-                if not failed:
-                    for name, deps in waits.items():
-                        if name not in done and name not in running.values() and deps <= done.keys():
-                            self.reporter.stack_started(name)
-                            running[pool.submit(_timed, action, name)] = name
-                if not running:
-                    break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except (StackFailed, auto.errors.CommandError) as exc:
-                        failed[name] = str(exc) if isinstance(exc, StackFailed) else _last_error_line(exc)
-                        self.reporter.stack_failed(name, failed[name])
-                        continue
-                    done[name] = outcome
-                    self.reporter.stack_finished(outcome)
-        if failed:
-            skipped = [n for n in waits if n not in done and n not in failed]
-            lines = [f"stack `{n}`: {text}" for n, text in failed.items()]
-            if skipped:
-                lines.append(f"not run: {', '.join(skipped)}")
-            raise DeployError("\n".join(lines) + "\nfix the cause and run the command again; it continues "
-                                                 "where it stopped")
-        return [done[name] for name in waits]
+        """The scheduler's order and stop rule (mims.engine.scheduler); a `pulumi` command failing in
+        a stack's action counts as that stack's failure."""
+        def guarded(name: str) -> StackOutcome:
+            try:
+                return action(name)
+            except auto.errors.CommandError as exc:
+                raise StackFailed(_last_error_line(exc)) from None
+        return run_in_order(waits, guarded, self.reporter)
 
 
 @dataclass
@@ -248,13 +209,6 @@ def project(stack: str) -> str:
     return f"mims-{stack}"
 
 
-def _timed(action: Callable[[str], StackOutcome], name: str) -> StackOutcome:
-    start = time.monotonic()
-    outcome = action(name)
-    outcome.seconds = time.monotonic() - start
-    return outcome
-
-
 @contextmanager
 def _state_errors() -> Iterator[None]:
     """A `pulumi` command failing outside a stack's own run (selecting the stacks, reading the
@@ -264,10 +218,6 @@ def _state_errors() -> Iterator[None]:
     except auto.errors.CommandError as exc:
         raise DeployError(f"Pulumi could not read or write the state: "
                           f"{_last_error_line(exc).removeprefix('error: ')}") from None
-
-
-class StackFailed(Exception):
-    """One stack's engine run failed; the message holds the failing resources' errors."""
 
 
 def _engine(listener: StackListener, operation: Callable, **kwargs) -> None:
