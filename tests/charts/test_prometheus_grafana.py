@@ -292,8 +292,9 @@ def test_grafana_admin_password_and_secret_key_are_generated_files(render):
 def test_grafana_stays_offline(render):
     rendering = render()
     env = env_of(container(rendering, "grafana"))
-    assert env["GF_PLUGINS_PREINSTALL_DISABLED"] == "true" and env["GF_LOG_MODE"] == "console"
+    assert env["GF_LOG_MODE"] == "console"
     ini = grafana_ini(rendering)
+    assert ini["plugins"]["preinstall_disabled"] == "true"
     assert ini["analytics"]["reporting_enabled"] == "false"
     assert ini["analytics"]["check_for_updates"] == "false"
     assert ini["analytics"]["check_for_plugin_updates"] == "false"
