@@ -12,7 +12,7 @@ import pytest
 
 from mims.blueprint import load_blueprint
 from mims.cost.model import estimate
-from mims.cost.workloads import workloads_of
+from mims.charts.footprint import workloads_of
 from mims.errors import InvalidInput
 from tests.conftest import EXAMPLES, REPO
 

@@ -1,4 +1,13 @@
-"""Resource footprint of rendered objects: what the scheduler will reserve, per component."""
+"""What rendered objects ask of a cluster: pod by pod (`workloads_of`, the input to the cost
+model's packing and pricing) and summed per component (`footprint_of`, for quotas and for sizing
+a simulated node). One walk over the objects serves both, so sizing and cost always agree.
+
+Counted: every replica of a Deployment or StatefulSet (requests and limits summed over its
+containers, or its largest init container if bigger, as the scheduler does); DaemonSet pods (one
+per node); Job pods (they run once at deploy time, so they must fit a node but hold no capacity);
+PersistentVolumeClaims and StatefulSet volumeClaimTemplates (one volume per replica); Services of
+type LoadBalancer.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,89 @@ from dataclasses import dataclass, field
 
 from mims.charts.quantity import bytes_of, cpu_millicores
 
-STEADY_KINDS = ("Deployment", "StatefulSet")
+COMPONENT_LABEL = "mims.io/component"
+
+
+@dataclass(frozen=True)
+class Pod:
+    component: str
+    name: str  # `<workload>-<replica index>`, or the Job/DaemonSet name
+    cpu_request_m: int
+    cpu_limit_m: int
+    memory_request: int
+    memory_limit: int
+
+    def memory(self, size_by: str) -> int:
+        """Memory the pod is sized by: its limit (or its request when it sets no limit), or its request."""
+        if size_by == "limits":
+            return max(self.memory_limit, self.memory_request)
+        return self.memory_request
+
+    @property
+    def label(self) -> str:
+        return f"{self.component}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Volume:
+    component: str
+    name: str
+    size: int  # bytes
+
+    @property
+    def gib(self) -> float:
+        return self.size / 2**30
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    component: str
+    name: str
+    namespace: str
+
+
+@dataclass
+class Workloads:
+    pods: list[Pod] = field(default_factory=list)
+    jobs: list[Pod] = field(default_factory=list)
+    daemons: list[Pod] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list)
+    load_balancers: list[LoadBalancer] = field(default_factory=list)
+
+    def components(self) -> list[str]:
+        found = {p.component for p in self.pods + self.jobs + self.daemons}
+        found |= {v.component for v in self.volumes} | {lb.component for lb in self.load_balancers}
+        return sorted(found)
+
+
+def workloads_of(objects: list[dict]) -> Workloads:
+    found = Workloads()
+    for obj in objects:
+        kind = obj.get("kind")
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        component = (meta.get("labels") or {}).get(COMPONENT_LABEL, "")
+        name = meta.get("name", "")
+        if kind == "PersistentVolumeClaim":
+            found.volumes.append(Volume(component, name, bytes_of(spec["resources"]["requests"]["storage"])))
+        elif kind == "Service" and spec.get("type") == "LoadBalancer":
+            found.load_balancers.append(LoadBalancer(component, name, meta.get("namespace", "")))
+        elif kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            pod_spec = (spec.get("template") or {}).get("spec") or {}
+            cpu_req, cpu_lim, mem_req, mem_lim = pod_resources(pod_spec)
+            if kind == "Job":
+                found.jobs.append(Pod(component, name, cpu_req, cpu_lim, mem_req, mem_lim))
+            elif kind == "DaemonSet":
+                found.daemons.append(Pod(component, name, cpu_req, cpu_lim, mem_req, mem_lim))
+            else:
+                replicas = spec.get("replicas", 1)
+                found.pods += [Pod(component, f"{name}-{i}", cpu_req, cpu_lim, mem_req, mem_lim)
+                               for i in range(replicas)]
+                for claim in spec.get("volumeClaimTemplates") or []:
+                    size = bytes_of(claim["spec"]["resources"]["requests"]["storage"])
+                    claim_name = claim["metadata"]["name"]
+                    found.volumes += [Volume(component, f"{claim_name}-{name}-{i}", size) for i in range(replicas)]
+    return found
 
 
 @dataclass
@@ -58,26 +149,15 @@ def pod_resources(pod_spec: dict) -> tuple[int, int, int, int]:
 
 
 def footprint_of(objects: list[dict]) -> Footprint:
-    fp = Footprint()
-    for obj in objects:
-        kind = obj.get("kind")
-        spec = obj.get("spec") or {}
-        if kind == "PersistentVolumeClaim":
-            fp.storage += bytes_of(spec["resources"]["requests"]["storage"])
-        if kind not in STEADY_KINDS + ("Job",):
-            continue
-        pod = (spec.get("template") or {}).get("spec") or {}
-        cpu_req, cpu_lim, mem_req, mem_lim = pod_resources(pod)
-        if kind == "Job":
-            fp.job_pods.append((cpu_req, mem_req))
-            continue
-        replicas = spec.get("replicas", 1)
-        fp.cpu_request_m += cpu_req * replicas
-        fp.cpu_limit_m += cpu_lim * replicas
-        fp.memory_request += mem_req * replicas
-        fp.memory_limit += mem_lim * replicas
-        fp.pods += replicas
-        fp.largest_pod = max(fp.largest_pod, (cpu_req, mem_req))
-        for claim in spec.get("volumeClaimTemplates") or []:
-            fp.storage += bytes_of(claim["spec"]["resources"]["requests"]["storage"]) * replicas
+    """The steady pods (DaemonSet pods counted once: one node) summed, plus the Jobs' pods apart."""
+    work = workloads_of(objects)
+    fp = Footprint(storage=sum(v.size for v in work.volumes))
+    for pod in work.pods + work.daemons:
+        fp.cpu_request_m += pod.cpu_request_m
+        fp.cpu_limit_m += pod.cpu_limit_m
+        fp.memory_request += pod.memory_request
+        fp.memory_limit += pod.memory_limit
+        fp.pods += 1
+        fp.largest_pod = max(fp.largest_pod, (pod.cpu_request_m, pod.memory_request))
+    fp.job_pods = [(pod.cpu_request_m, pod.memory_request) for pod in work.jobs]
     return fp

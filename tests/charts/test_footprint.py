@@ -1,11 +1,11 @@
-"""Reading what the rendered objects ask of a cluster, object kind by object kind."""
+"""Reading what the rendered objects ask of a cluster, object kind by object kind, pod by pod and summed."""
 
 from __future__ import annotations
 
 from mims.cost.model import pack
 from mims.cost.packing import allocatable
 from mims.cost.sheets import NodeType
-from mims.cost.workloads import workloads_of
+from mims.charts.footprint import footprint_of, workloads_of
 
 MIB = 2**20
 
@@ -60,3 +60,15 @@ def test_daemonset_pods_come_off_every_node():
     work = workloads_of([_obj("DaemonSet", "agent", _pod([SMALL])), _obj("Deployment", "one", _pod([SMALL]))])
     [node] = pack(work, NodeType(name="n", vcpu=4, memory_gib=16), "limits")
     assert (node.cpu_m, node.memory) == allocatable(4, 16, ((100, 128 * MIB),))
+
+
+def test_the_sum_counts_the_same_pods_as_the_cost_model():
+    """Sizing (quotas, the simulated node) and cost read one list: a DaemonSet's pod counts in both."""
+    objects = [_obj("DaemonSet", "agent", _pod([SMALL])), _obj("Deployment", "two", {"replicas": 2, **_pod([SMALL])}),
+               _obj("Job", "once", _pod([BIG_INIT]))]
+    work, fp = workloads_of(objects), footprint_of(objects)
+    steady = work.pods + work.daemons
+    assert fp.pods == len(steady) == 3
+    assert fp.cpu_request_m == sum(p.cpu_request_m for p in steady) == 300
+    assert fp.memory_limit == sum(p.memory_limit for p in steady) == 3 * 128 * MIB
+    assert fp.job_pods == [(500, 32 * MIB)]
