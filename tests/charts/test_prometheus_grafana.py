@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from mims.blueprint import load_blueprint
+from mims.charts.meta import MetricsTarget
 from mims.charts.quantity import bytes_of
-from tests.conftest import env_of, find
+from tests.conftest import FIXTURES, env_of, find, pod_specs
 
 NS = "alderbrook-monitoring"
 # Retention in the configuration file (storage.tsdb.retention) needs Prometheus 3.11 or later.
@@ -34,7 +35,7 @@ def render(write_blueprint, renderer):
 
 
 def config_map(rendering, name: str) -> dict[str, str]:
-    return find(rendering, "ConfigMap", name, NS)["data"]
+    return find(rendering, "ConfigMap", name, f"{rendering.loaded.blueprint.city.name}-monitoring")["data"]
 
 
 def prometheus_config(rendering) -> dict:
@@ -58,9 +59,20 @@ def container(rendering, workload: str) -> dict:
 
 
 
-def jobs_by_target(config: dict) -> dict[str, dict]:
-    return {target: job for job in config["scrape_configs"]
-            for group in job["static_configs"] for target in group["targets"]}
+def jobs(rendering) -> dict[str, dict]:
+    return {job["job_name"]: job for job in prometheus_config(rendering)["scrape_configs"]}
+
+
+def metrics_targets(rendering) -> list[tuple[str, str, MetricsTarget]]:
+    """(component, namespace, `metrics` entry) for every enabled chart."""
+    city = rendering.loaded.blueprint.city.name
+    return [(c, f"{city}-{c}", m) for c, chart in rendering.charts.items() for m in chart.meta.metrics]
+
+
+def relabelled(job: dict) -> dict[str, str]:
+    """The constant labels a job's relabel rules set (each one a plain `replace` of a fixed value)."""
+    assert all(set(rule) == {"target_label", "replacement"} for rule in job["relabel_configs"])
+    return {rule["target_label"]: rule["replacement"] for rule in job["relabel_configs"]}
 
 
 def promtool_version(path: str) -> tuple[int, ...] | None:
@@ -122,6 +134,8 @@ def test_dashboard_json_parses_and_uses_the_provisioned_data_source(render):
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     for needed in ("up", "scrape_duration_seconds", "prometheus_tsdb_storage_blocks_bytes"):
         assert needed in exprs
+    recorded = {r["record"] for r in rules(rendering) if "record" in r}
+    assert set(re.findall(r"\b[a-z_]+:[a-z_:]+\b", exprs)) <= recorded
 
 
 def test_datasource_and_dashboard_provisioning_parse(render):
@@ -137,19 +151,47 @@ def test_datasource_and_dashboard_provisioning_parse(render):
 
 # --- scrape configuration ----------------------------------------------------------------------
 
-def test_every_metrics_target_is_scraped_through_its_service(render):
-    rendering = render()
-    jobs = jobs_by_target(prometheus_config(rendering))
-    targets = [(c, m) for c, chart in rendering.charts.items() for m in chart.meta.metrics]
-    assert len(targets) >= 4  # iam, broker, ingestion, gateway, monitoring in the small city
-    for component, metric in targets:
-        address = f"{metric.workload}.alderbrook-{component}.svc.cluster.local:{metric.port}"
-        assert address in jobs, address
-        job = jobs[address]
-        assert job.get("metrics_path", "/metrics") == metric.path
-        [group] = job["static_configs"]
-        assert group["labels"] == {"component": component, "namespace": f"alderbrook-{component}",
-                                   "workload": metric.workload}
+@pytest.mark.parametrize("example", ["small-city", "standard-city"])
+def test_every_pod_of_every_metrics_target_is_scraped_through_a_headless_service(rendered_examples, example):
+    rendering = rendered_examples[example]
+    scrape = jobs(rendering)
+    targets = metrics_targets(rendering)
+    assert len(targets) >= 5  # iam, broker, ingestion, gateway, monitoring in both examples
+    for component, namespace, metric in targets:
+        job = scrape[f"{component}/{metric.workload}"]
+        service = find(rendering, "Service", f"{metric.workload}-metrics", namespace)
+        assert "static_configs" not in job
+        assert job["dns_sd_configs"] == [{"names": [f"{metric.workload}-metrics.{namespace}.svc.cluster.local."],
+                                          "type": "A", "port": metric.port}]
+        assert job["metrics_path"] == metric.path
+        assert relabelled(job) == {"component": component, "namespace": namespace, "workload": metric.workload}
+        spec = service["spec"]
+        assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
+        assert {"name": f"metrics-{metric.port}", "port": metric.port, "targetPort": metric.port,
+                "protocol": "TCP"} in spec["ports"]
+        selected = [obj["metadata"]["name"] for obj, _ in pod_specs(rendering)
+                    if obj["metadata"]["namespace"] == namespace
+                    and spec["selector"].items() <= obj["spec"]["template"]["metadata"]["labels"].items()]
+        assert selected == [metric.workload], (namespace, spec["selector"])
+
+
+@pytest.mark.parametrize("example", ["small-city", "standard-city"])
+def test_network_policies_let_prometheus_reach_every_metrics_pod(rendered_examples, example):
+    rendering = rendered_examples[example]
+    monitoring = f"{rendering.loaded.blueprint.city.name}-monitoring"
+    egress = find(rendering, "NetworkPolicy", "allow-egress-prometheus", monitoring)["spec"]["egress"]
+    for component, namespace, metric in metrics_targets(rendering):
+        port = {"protocol": "TCP", "port": metric.port}
+        ingress = find(rendering, "NetworkPolicy", f"allow-ingress-{metric.workload}", namespace)["spec"]
+        assert ingress["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == metric.workload
+        source = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+        target = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": metric.workload}}}
+        if namespace != monitoring:
+            source["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": monitoring}}
+            target["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+        # A rule without `from` admits every source (the listener a chart opens to anyone).
+        assert any(source in rule.get("from", [source]) and port in rule["ports"] for rule in ingress["ingress"])
+        assert any(target in rule["to"] and port in rule["ports"] for rule in egress)
 
 
 def test_job_names_are_unique(render):
@@ -158,19 +200,23 @@ def test_job_names_are_unique(render):
 
 
 def test_prometheus_scrapes_itself(render):
-    jobs = jobs_by_target(prometheus_config(render()))
-    assert jobs["localhost:9090"]["static_configs"][0]["labels"]["component"] == "monitoring"
+    [group] = jobs(render())["prometheus"]["static_configs"]
+    assert group["targets"] == ["localhost:9090"] and group["labels"]["component"] == "monitoring"
 
 
 def test_disabled_components_are_not_scraped(render):
     rendering = render(broker={"enabled": False}, ingestion={"enabled": False})
-    hosts = " ".join(jobs_by_target(prometheus_config(rendering)))
-    assert "alderbrook-broker" not in hosts and "alderbrook-ingestion" not in hosts
+    names = " ".join(name for job in jobs(rendering).values() for sd in job.get("dns_sd_configs", [])
+                     for name in sd["names"])
+    assert "alderbrook-iam" in names
+    assert "alderbrook-broker" not in names and "alderbrook-ingestion" not in names
+    services = [o["metadata"]["name"] for o in rendering.objects() if o["kind"] == "Service"]
+    assert "orion-ld-metrics" not in services and "iot-agent-metrics" not in services
 
 
 def test_grafana_metrics_need_the_password_both_sides_read_from_one_secret(render):
     rendering = render()
-    job = jobs_by_target(prometheus_config(rendering))["grafana.alderbrook-monitoring.svc.cluster.local:3000"]
+    job = jobs(rendering)["monitoring/grafana"]
     password_file = job["basic_auth"]["password_file"]
     prometheus = find(rendering, "StatefulSet", "prometheus", NS)["spec"]["template"]["spec"]
     [mount] = [m for m in prometheus["containers"][0]["volumeMounts"] if password_file.startswith(m["mountPath"])]
@@ -216,18 +262,30 @@ def test_tsdb_lives_on_the_volume(render):
 
 # --- alert rules -------------------------------------------------------------------------------
 
-def test_component_down_alert_fires_after_five_minutes(render):
-    [down] = [r for r in rules(render()) if r.get("alert") == "ComponentDown"]
-    assert down["expr"].strip() == "up == 0" and down["for"] == "5m"
-    assert "$labels.component" in down["annotations"]["summary"]
+@pytest.mark.parametrize("example", ["small-city", "standard-city"])
+def test_every_metrics_target_expects_the_pods_its_profile_runs(rendered_examples, example):
+    rendering = rendered_examples[example]
+    profile = rendering.loaded.blueprint.budget.profile
+    expected = {r["labels"]["job"]: (r["expr"], r["labels"]) for r in rules(rendering)
+                if r.get("record") == "job:pods_expected"}
+    targets = metrics_targets(rendering)
+    assert len(expected) == len(targets)
+    for component, namespace, metric in targets:
+        replicas = rendering.charts[component].meta.workloads[metric.workload][profile].replicas
+        expr, labels = expected[f"{component}/{metric.workload}"]
+        assert expr == f"vector({replicas})"
+        assert labels == {"job": f"{component}/{metric.workload}", "component": component,
+                          "namespace": namespace, "workload": metric.workload}
 
 
-def test_every_metrics_target_has_an_absent_alert(render):
-    rendering = render()
-    absent = {r["expr"] for r in rules(rendering) if r.get("alert") == "ComponentMetricsAbsent"}
-    for component, chart in rendering.charts.items():
-        for metric in chart.meta.metrics:
-            assert f'absent(up{{component="{component}", workload="{metric.workload}"}})' in absent
+def test_component_alerts_pass_their_unit_tests(rendered_examples, tmp_path):
+    """tests/fixtures/prometheus/mims.rules.test.yml: a component is down when none of its pods
+    answers or none runs, degraded when fewer answer than the profile runs or one does not answer."""
+    write_prometheus_files(rendered_examples["standard-city"], tmp_path)
+    shutil.copy(FIXTURES / "prometheus" / "mims.rules.test.yml", tmp_path)
+    run = subprocess.run([promtool(), "test", "rules", "mims.rules.test.yml"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_prometheus_storage_is_watched(render):

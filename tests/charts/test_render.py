@@ -86,6 +86,19 @@ def test_scraper_reaches_every_metrics_port(fixture_renderer, platform):
     assert ports == [8000, 9090]
 
 
+def test_every_metrics_workload_gets_a_headless_service_for_per_pod_scraping(fixture_renderer, platform):
+    rendering = render(fixture_renderer, platform("budget: {profile: standard}\n"))
+    service = find(rendering, "Service", "api-metrics", "testville-broker")
+    assert service["spec"] == {
+        "clusterIP": "None",
+        "publishNotReadyAddresses": True,
+        "selector": {"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "testville"},
+        "ports": [{"name": "metrics-8000", "port": 8000, "targetPort": 8000, "protocol": "TCP"}],
+    }
+    assert service["metadata"]["labels"]["mims.io/component"] == "broker"
+    assert find(rendering, "Service", "scraper-metrics", "testville-monitoring")
+
+
 def test_call_to_a_disabled_component_is_dropped(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     egress = find(rendering, "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]

@@ -19,6 +19,7 @@ from mims.charts.inputs import component_inputs
 from mims.charts.meta import Chart, load_charts
 from mims.charts.network import network_policies
 from mims.charts.overrides import apply_overrides, unmatched_overrides
+from mims.charts.scrape import metrics_services, scrape_targets
 from mims.errors import ChartError
 from mims.stacks import Stack, load_stacks
 
@@ -135,8 +136,7 @@ class Renderer:
                                               e.public, e.host, e.path, e.writes_need_token)
             for c, chart in charts.items() for e in chart.meta.endpoints
         }
-        metrics = [{"component": c, "namespace": namespaces[c], "workload": m.workload, "port": m.port,
-                    "path": m.path} for c, chart in charts.items() for m in chart.meta.metrics]
+        metrics = scrape_targets(charts, namespaces, bp.budget.profile)
         scheme = "http" if bp.tls.mode == "none" else "https"
         shared = {
             "scheme": scheme,
@@ -146,12 +146,14 @@ class Renderer:
             "enabled": sorted(charts), "endpoints": endpoints, "metrics_targets": metrics,
         }
         policies = network_policies(charts, namespaces)
+        services = metrics_services(metrics, bp.city.name)
 
         owned: list[tuple[str, dict]] = []
         for component, chart in charts.items():
             context = dict(shared, **self._chart_context(chart, component, namespaces[component], sections[component]))
             context.update(component_inputs(component, loaded))
-            generated = [_finish(policy, context) for policy in policies.get(component, [])]
+            generated = [_finish(obj, context)
+                         for obj in policies.get(component, []) + services.get(component, [])]
             for obj in self._render_chart(chart, context) + generated:
                 owned.append((component, obj))
 
