@@ -23,7 +23,7 @@ def images(
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON to stdout (for mirroring scripts)."),
 ) -> None:
     """List every image the blueprint deploys, once each: each container and init container of every
-    rendered object, plus images software started by a chart pulls (cert-manager's ACME solver).
+    rendered object, plus images that software a chart runs starts later (cert-manager's ACME solver).
     With `images.mirror` each source image is shown next to its reference in the mirror
     (docs/air-gapped.md)."""
     rendering = Renderer().render(load_blueprint(blueprint))
