@@ -17,6 +17,7 @@ from mims.commands import blueprint as blueprint_commands
 from mims.commands import cluster as cluster_commands
 from mims.commands import cost as cost_commands
 from mims.commands import doctor as doctor_commands
+from mims.commands import images as images_commands
 from mims.commands import platform as platform_commands
 from mims.commands import render as render_commands
 from mims.commands import schema as schema_commands
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 blueprint_commands.register(app)
 render_commands.register(app)
+images_commands.register(app)
 platform_commands.register(app)
 cost_commands.register(app)
 schema_commands.register(app)

@@ -102,3 +102,19 @@ def test_device_users_may_not_take_names_mims_uses(write_blueprint):
     path = write_blueprint({"components": {"ingestion": {"options": {"device_users": ["parking", "passwd"]}}}})
     [problem] = problems_of(path)
     assert "components.ingestion.options.device_users: `passwd` is used by mims itself" in problem
+
+
+@pytest.mark.parametrize("mirror", ["https://registry.city.example/mims", "registry.city.example/mims:8.0",
+                                    "registry.city.example/mims@sha256:" + "0" * 64, "registry.city.example/",
+                                    "mirror/mims", "Registry.City.example"])
+def test_image_mirror_must_be_a_registry_host_and_path(write_blueprint, mirror):
+    example = next(p for p in EXAMPLES if p.name == "small-city.yaml").read_text()
+    path = write_blueprint(example + f"images:\n  mirror: \"{mirror}\"\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:{len(example.splitlines()) + 2}:11: images.mirror: must be a registry "
+                              "host with an optional port and path, such as `registry.city.example/mims`")
+
+
+@pytest.mark.parametrize("mirror", ["registry.city.example/mims", "localhost:5000", "10.0.0.5:5000/city/prod"])
+def test_image_mirror_accepts_a_host_with_port_and_path(write_blueprint, mirror):
+    assert load_blueprint(write_blueprint({"images": {"mirror": mirror}})).blueprint.images.mirror == mirror

@@ -17,6 +17,7 @@ from mims.blueprint.model import (
     DNS_LABEL_PATTERN,
     HOSTNAME_PATTERN,
     ORIGIN_PATTERN,
+    REGISTRY_PATTERN,
     Blueprint,
     cross_checks,
 )
@@ -99,6 +100,9 @@ PATTERN_HINTS = {
     COUNTRY_PATTERN: "must be an ISO 3166-1 alpha-2 country code in capitals, e.g. `NL`",
     HOSTNAME_PATTERN: "must be a lowercase DNS name such as `data.example.org`",
     ORIGIN_PATTERN: "must be an origin such as `https://maps.example.org` (scheme and host, no path)",
+    REGISTRY_PATTERN: "must be a registry host with an optional port and path, such as "
+                      "`registry.city.example/mims` or `localhost:5000`: lowercase, no scheme (`https://`), "
+                      "no tag or digest, no trailing `/`; a host needs a dot or a port",
 }
 
 

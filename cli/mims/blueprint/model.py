@@ -10,6 +10,13 @@ DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 HOSTNAME_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 ORIGIN_PATTERN = r"^https?://[^\s/]+$"
+# A registry host (a DNS name with a dot, `localhost`, or any name with a port; anything else a
+# container runtime reads as a Docker Hub path), an optional port and `/`-separated path components
+# as image references allow them; no scheme, tag or digest.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_PATH = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*"
+REGISTRY_PATTERN = (rf"^((localhost|{_LABEL}(\.{_LABEL})+)(:[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}})"
+                    rf"(/{_PATH})*$")
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=24)]
 Hostname = Annotated[str, StringConstraints(max_length=200, pattern=HOSTNAME_PATTERN)]
 Profile = Literal["minimal-50k", "standard"]
@@ -270,6 +277,19 @@ class Addons(Strict):
     cert_manager: CertManager = CertManager()
 
 
+class Images(Strict):
+    """Where the cluster pulls container images from."""
+
+    mirror: Annotated[str, StringConstraints(pattern=REGISTRY_PATTERN, max_length=200)] | None = Field(
+        None,
+        description="Private registry (host, optional port and path; no scheme) that holds a copy of "
+                    "every image, for clusters without internet access: every image reference is "
+                    "rewritten to the mirror followed by the path after the source's registry host, "
+                    "tag and digest kept (`docker.io/library/mongo:8.0.26` -> "
+                    "`<mirror>/library/mongo:8.0.26`). `mims images` lists what to copy; see "
+                    "docs/air-gapped.md.")
+
+
 class OverrideTarget(Strict):
     kind: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]*$")]
     name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
@@ -295,6 +315,7 @@ class Blueprint(Strict):
     tls: Tls = Field(Tls(), description="How HTTPS reaches the gateway.")
     components: Components = Field(Components(), description="One section per platform component.")
     addons: Addons = Field(Addons(), description="Optional cluster-wide software.")
+    images: Images = Field(Images(), description="Where container images are pulled from (air-gapped clusters).")
     overrides: list[Override] = Field(
         default_factory=list, description="Integrators' merge patches on rendered objects, applied last.")
 

@@ -26,6 +26,10 @@ class Image(Strict):
     repository: str
     tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
     digest: Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
+    started_by: Annotated[str, StringConstraints(min_length=10)] | None = Field(
+        None, description="for an image no rendered container runs but software the chart runs starts "
+                          "(the chart passes it on, e.g. as a flag): what starts it; `mims images` lists "
+                          "it and `images.mirror` renames it like every other")
 
     @model_validator(mode="after")
     def _no_floating_tag(self) -> Image:

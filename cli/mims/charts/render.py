@@ -15,6 +15,7 @@ import yaml
 from mims import paths
 from mims.blueprint.loader import LoadedBlueprint
 from mims.charts.footprint import Footprint, footprint_of
+from mims.charts.images import Mirror
 from mims.charts.inputs import component_inputs
 from mims.charts.meta import Chart, load_charts
 from mims.charts.network import network_policies
@@ -43,6 +44,7 @@ class Rendering:
     charts: dict[str, Chart]
     footprints: dict[str, Footprint]
     endpoints: dict[str, ResolvedEndpoint] = field(default_factory=dict)
+    mirror: Mirror | None = None
 
     def public_urls(self) -> list[tuple[ResolvedEndpoint, str]]:
         """Every public endpoint with the URL people use, in component order."""
@@ -147,10 +149,12 @@ class Renderer:
         }
         policies = network_policies(charts, namespaces)
         services = metrics_services(metrics, bp.city.name)
+        mirror = Mirror(bp.images.mirror) if bp.images.mirror else None
 
         owned: list[tuple[str, dict]] = []
         for component, chart in charts.items():
-            context = dict(shared, **self._chart_context(chart, component, namespaces[component], sections[component]))
+            own = self._chart_context(chart, component, namespaces[component], sections[component], mirror)
+            context = dict(shared, **own)
             context.update(component_inputs(component, loaded))
             generated = [_finish(obj, context)
                          for obj in policies.get(component, []) + services.get(component, [])]
@@ -164,26 +168,32 @@ class Renderer:
 
         # The foundation (namespaces, quotas) is sized from what the components turned out to need.
         foundation = self.chart_for(FOUNDATION, "default")
-        context = dict(shared, **self._chart_context(foundation, FOUNDATION, None, None), footprints=footprints)
+        context = dict(shared, **self._chart_context(foundation, FOUNDATION, None, None, mirror),
+                       footprints=footprints)
         foundation_objects = self._render_chart(foundation, context)
         matched |= apply_overrides(loaded, foundation_objects, skip=matched)
         unmatched_overrides(loaded, matched)
         owned = [(FOUNDATION, o) for o in foundation_objects] + owned
+        if mirror:
+            mirror.rename_containers([o for _, o in owned])
 
         stacks = []
         for stack in self.stacks:
             members = set(stack.components)
             stacks.append(StackRender(stack, [o for c, o in owned if c in members]))
-        return Rendering(loaded, stacks, charts, footprints, endpoints)
+        return Rendering(loaded, stacks, charts, footprints, endpoints, mirror)
 
     @staticmethod
-    def _chart_context(chart: Chart, component: str, namespace: str | None, section: Any) -> dict:
+    def _chart_context(chart: Chart, component: str, namespace: str | None, section: Any,
+                       mirror: Mirror | None) -> dict:
+        """`images` are the references the templates write, already renamed to the mirror if any."""
         return {
             "chart": chart.meta,
             "component": component,
             "namespace": namespace,
             "options": getattr(section, "options", None),
-            "images": {name: image.ref for name, image in chart.meta.images.items()},
+            "images": {name: mirror.rename(image.ref) if mirror else image.ref
+                       for name, image in chart.meta.images.items()},
             "image_digests": {name: bool(image.digest) for name, image in chart.meta.images.items()},
         }
 
