@@ -92,6 +92,19 @@ def test_call_to_a_disabled_component_is_dropped(fixture_renderer, platform):
     assert sorted(rule["ports"][0]["port"] for rule in egress) == [443, 1026]
 
 
+@pytest.mark.parametrize("extra, ports", [
+    ("", [1026]),
+    ("  monitoring: {enabled: false}\n", [1026, 8080]),
+    ("tls: {mode: secret, secret_name: testville-tls}\n", [1026, 8443]),
+])
+def test_call_to_the_entrance_reaches_the_entrance_ports_in_force(fixture_renderer, platform, extra, ports):
+    """`unless` gives the public address to another component when that one is enabled; `tls` limits a
+    port to the modes that bind it."""
+    egress = find(render(fixture_renderer, platform(extra)), "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
+    [api] = [r for r in egress if r["to"][0].get("podSelector") == {"matchLabels": {"app.kubernetes.io/name": "api"}}]
+    assert [p["port"] for p in api["ports"]] == ports
+
+
 def test_disabling_a_component_removes_its_objects_and_flows(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform("  ingestion: {enabled: false}\n"))
     assert not [o for o in rendering.objects() if o["metadata"].get("namespace") == "testville-ingestion"]

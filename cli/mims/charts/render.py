@@ -131,7 +131,7 @@ class Renderer:
             "profile": bp.budget.profile, "tls": bp.tls, "namespaces": namespaces,
             "enabled": sorted(charts), "endpoints": endpoints, "metrics_targets": metrics,
         }
-        policies = network_policies(charts, namespaces)
+        policies = network_policies(charts, namespaces, bp.tls.mode)
 
         owned: list[tuple[str, dict]] = []
         for component, chart in charts.items():
