@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from mims.blueprint.model import PROFILES, Profile, TlsMode
+from mims.blueprint.model import PROFILES, Addons, Components, Profile, TlsMode
 from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
@@ -17,6 +17,8 @@ from mims.yamlsource import load_trusted_yaml, load_yaml
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
 ENTRANCE = "entrance"  # a call's target: the city's public address (see `Network.entrance`)
+# Chart component ids: the blueprint's sections, `ai_registry` spelled `ai-registry`.
+COMPONENT_IDS = frozenset(n.replace("_", "-") for n in (*Components.model_fields, *Addons.model_fields))
 
 
 class Strict(BaseModel):
@@ -111,6 +113,13 @@ class EntrancePort(Strict):
     port: int = Field(ge=1, le=65535)
     unless: Name | None = Field(None, description="a component that, when enabled, holds the public address instead")
     tls: list[TlsMode] | None = Field(None, description="only bound with these `tls.mode`s (default: every mode)")
+
+    @model_validator(mode="after")
+    def _unless_names_a_component(self) -> EntrancePort:
+        # A misspelt name would leave the port in force always, a wider policy than meant.
+        if self.unless is not None and self.unless not in COMPONENT_IDS:
+            raise ValueError(f"unless: `{self.unless}` is no component; use one of {', '.join(sorted(COMPONENT_IDS))}")
+        return self
 
 
 class External(Strict):
