@@ -509,10 +509,32 @@ def test_network_webhook_open_to_the_api_server_and_api_egress_for_all(render):
     assert [r["ports"] for r in ingress if "from" not in r] == [[{"protocol": "TCP", "port": 10250}]]
     for workload in WORKLOADS:
         egress = find(rendering, "NetworkPolicy", f"allow-egress-{workload}", NS)["spec"]["egress"]
-        [api] = egress
+        [api] = [r for r in egress if "ipBlock" in r["to"][0]]
         assert api["to"][0] == {"ipBlock": {"cidr": "0.0.0.0/0"}}
         ports = {p["port"] for p in api["ports"]}
         assert ports == ({80, 443, 6443} if workload == "cert-manager" else {443, 6443}), workload
+
+
+def pod_egress(rendering, workload: str, namespace: str = NS) -> list[dict]:
+    egress = find(rendering, "NetworkPolicy", f"allow-egress-{workload}", namespace)["spec"]["egress"]
+    return [r for r in egress if "podSelector" in r["to"][0]]
+
+
+def test_http01_self_check_reaches_traefik_s_entry_points_and_nothing_wider(rendered_examples):
+    """The self-check of http://<host>/... (redirected to https) lands on Traefik's pods on 8000/8443:
+    kube-proxy or the CNI rewrites the load balancer's address before NetworkPolicy sees it."""
+    rendering = rendered_examples["standard-city"]
+    assert pod_egress(rendering, "cert-manager", "riverton-cert-manager") == [{
+        "ports": [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8443}],
+        "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "riverton-ingress-controller"}}}],
+    }]
+    for workload in ("cert-manager-webhook", "cert-manager-cainjector"):
+        assert pod_egress(rendering, workload, "riverton-cert-manager") == []
+
+
+def test_no_self_check_flow_without_the_city_issuer(render):
+    assert pod_egress(render(with_cert_manager("external")), "cert-manager") == []
 
 
 def test_prometheus_scrapes_all_three_on_9402(render):

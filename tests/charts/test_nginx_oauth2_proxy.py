@@ -363,6 +363,17 @@ def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_key
                                                                   {"protocol": "TCP", "port": 8443}]
 
 
+@pytest.mark.parametrize("patch, ports", [({}, [8080]), (SECRET_TLS, [8080, 8443]), (with_ingress(), [])])
+def test_callers_of_public_urls_may_reach_the_listeners_the_load_balancer_forwards_to(render, patch, ports):
+    """Without the ingress controller the gateway's LoadBalancer is the city's public address: the broker
+    (which fetches @context documents by public URL) lands on 8080, and on 8443 where TLS is served."""
+    ingress = find(render(patch), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
+    broker = [p["port"] for r in ingress if "from" in r
+              if r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "orion-ld"
+              for p in r["ports"]]
+    assert broker == ports
+
+
 def test_standard_profile_runs_two_of_each_with_disruption_budgets(render):
     rendering = render({"budget": {"profile": "standard"}})
     for workload in ("gateway", "oauth2-proxy"):

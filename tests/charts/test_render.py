@@ -10,9 +10,10 @@ import pytest
 
 from mims import paths
 from mims.blueprint import load_blueprint
+from mims.charts.meta import Chart
 from mims.charts.network import NON_PUBLIC_V4, NON_PUBLIC_V6
 from mims.charts.render import Renderer
-from mims.errors import InvalidInput
+from mims.errors import ChartError, InvalidInput
 from tests.conftest import FIXTURES, find
 
 
@@ -103,6 +104,28 @@ def test_call_to_a_disabled_component_is_dropped(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     egress = find(rendering, "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
     assert sorted(rule["ports"][0]["port"] for rule in egress) == [443, 1026]
+
+
+@pytest.mark.parametrize("extra, ports", [
+    ("", [1026]),
+    ("  monitoring: {enabled: false}\n", [1026, 8080]),
+    ("tls: {mode: secret, secret_name: testville-tls}\n", [1026, 8443]),
+])
+def test_call_to_the_entrance_reaches_the_entrance_ports_in_force(fixture_renderer, platform, extra, ports):
+    """`unless` gives the public address to another component when that one is enabled; `tls` limits a
+    port to the modes that bind it."""
+    egress = find(render(fixture_renderer, platform(extra)), "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
+    [api] = [r for r in egress if r["to"][0].get("podSelector") == {"matchLabels": {"app.kubernetes.io/name": "api"}}]
+    assert [p["port"] for p in api["ports"]] == ports
+
+
+def test_entrance_that_yields_to_an_unknown_component_is_refused_at_its_line(tmp_path):
+    chart = tmp_path / "fx-broker"
+    shutil.copytree(FIXTURES / "charts" / "fx-broker", chart)
+    yaml_path = chart / "chart.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("unless: monitoring", "unless: monitorng"))
+    with pytest.raises(ChartError, match=r"chart\.yaml:\d+:\d+.*`monitorng` is no component"):
+        Chart.load(chart)
 
 
 def test_disabling_a_component_removes_its_objects_and_flows(fixture_renderer, platform):

@@ -7,8 +7,9 @@ import re
 import pytest
 
 from mims.blueprint import load_blueprint
+from mims.charts.network import NAME_LABEL, NS_LABEL
 from mims.charts.quantity import bytes_of
-from tests.conftest import env_of, find
+from tests.conftest import env_of, find, merge
 
 ONLY_BROKER = {name: {"enabled": False} for name in
                ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}
@@ -140,3 +141,58 @@ def test_minimal_profile_sizes(render):
 def test_broker_may_forward_to_the_iot_agent_it_has_registrations_from(render):
     calls = {(c.source, c.endpoint) for c in render().charts["broker"].meta.network.calls}
     assert ("scorpio", "ingestion/iot-admin") in calls
+
+
+# --- public URLs ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def render_city(write_blueprint, renderer):
+    """The small-city example (every component on, no ingress controller) with Scorpio and a patch."""
+    def run(patch: dict | None = None):
+        patch = merge({"components": {"broker": {"enabled": True, "implementation": "scorpio"}}}, patch or {})
+        return renderer.render(load_blueprint(write_blueprint(patch)))
+    return run
+
+
+TLS = {"external": {"mode": "external"}, "none": {"mode": "none"},
+       "secret": {"mode": "secret", "secret_name": "alderbrook-tls"}}
+
+
+@pytest.mark.parametrize("tls, url", [("external", "https://api.data.alderbrook.example"),
+                                      ("secret", "https://api.data.alderbrook.example"),
+                                      ("none", "http://api.data.alderbrook.example")])
+def test_links_it_hands_out_carry_the_public_url(render_city, tls, url):
+    [scorpio] = pod_of(render_city({"tls": TLS[tls]}), "Deployment", "scorpio")["containers"]
+    assert env_of(scorpio)["SCORPIO_GATEWAYURL"] == url
+
+
+def test_links_in_the_standard_example_carry_its_public_url(rendered_examples):
+    [scorpio] = pod_of(rendered_examples["standard-city"], "Deployment", "scorpio")["containers"]
+    assert env_of(scorpio)["SCORPIO_GATEWAYURL"] == "https://api.data.riverton.example"
+
+
+def in_cluster_egress(rendering, namespace: str) -> dict[tuple[str, str], list[int]]:
+    """(namespace, workload) -> ports of every pod-selector rule of Scorpio's egress policy."""
+    egress = find(rendering, "NetworkPolicy", "allow-egress-scorpio", namespace)["spec"]["egress"]
+    out = {}
+    for rule in egress:
+        if "podSelector" in rule["to"][0]:
+            [peer] = rule["to"]
+            ns = peer.get("namespaceSelector", {}).get("matchLabels", {}).get(NS_LABEL, namespace)
+            out[(ns, peer["podSelector"]["matchLabels"][NAME_LABEL])] = [p["port"] for p in rule["ports"]]
+    return out
+
+
+def test_public_urls_reach_traefik_s_entry_points_behind_the_ingress_controller(rendered_examples):
+    """Behind Traefik, the city's public address lands on Traefik's pods on 8000/8443, not on the gateway."""
+    egress = in_cluster_egress(rendered_examples["standard-city"], "riverton-broker")
+    assert egress[("riverton-ingress-controller", "traefik")] == [8000, 8443]
+    assert not [peer for peer in egress if peer[0] == "riverton-gateway"]
+
+
+@pytest.mark.parametrize("tls, ports", [("external", [8080]), ("none", [8080]), ("secret", [8080, 8443])])
+def test_public_urls_reach_the_gateway_s_listeners_without_an_ingress_controller(render_city, tls, ports):
+    """The gateway's LoadBalancer forwards 80 to 8080, and 443 to 8443 only where it serves TLS."""
+    egress = in_cluster_egress(render_city({"tls": TLS[tls]}), "alderbrook-broker")
+    assert egress[("alderbrook-gateway", "gateway")] == ports
+    assert not [peer for peer in egress if peer[1] == "traefik"]

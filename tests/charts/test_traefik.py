@@ -152,6 +152,16 @@ def test_network_open_on_its_ports_forwarding_to_the_gateway_and_watching_the_ap
     assert api_server["to"][0] == {"ipBlock": {"cidr": "0.0.0.0/0"}}  # its address differs per cluster
 
 
+def test_callers_of_public_urls_may_reach_the_entry_points(render):
+    """A pod that calls a public URL lands on Traefik's pods; each such caller is let in by name."""
+    ingress = find(render(), "NetworkPolicy", "allow-ingress-traefik", NS)["spec"]["ingress"]
+    callers = {(r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+                r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]):
+               [p["port"] for p in r["ports"]] for r in ingress if "from" in r}
+    assert callers == {("orion-ld", "alderbrook-broker"): [8000, 8443],
+                       ("prometheus", "alderbrook-monitoring"): [8080]}
+
+
 def test_standard_profile_runs_two_with_a_disruption_budget(render):
     rendering = render({"budget": {"profile": "standard"}})
     assert find(rendering, "Deployment", "traefik", NS)["spec"]["replicas"] == 2

@@ -119,10 +119,13 @@ class Cluster(Strict):
         return self
 
 
+TlsMode = Literal["none", "external", "secret", "cert-manager"]
+
+
 class Tls(Strict):
     """How HTTPS reaches the gateway."""
 
-    mode: Literal["none", "external", "secret", "cert-manager"] = Field(
+    mode: TlsMode = Field(
         "external",
         description="`external`: TLS ends before the gateway (load balancer, ingress); `secret`: the "
                     "gateway serves the kubernetes.io/tls Secret named by `secret_name`; `cert-manager`: "

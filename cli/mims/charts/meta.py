@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from mims.blueprint.model import PROFILES, Profile
+from mims.blueprint.model import PROFILES, Addons, Components, Profile, TlsMode
 from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
@@ -16,6 +16,9 @@ from mims.yamlsource import load_trusted_yaml, load_yaml
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+ENTRANCE = "entrance"  # a call's target: the city's public address (see `Network.entrance`)
+# Chart component ids: the blueprint's sections, `ai_registry` spelled `ai-registry`.
+COMPONENT_IDS = frozenset(n.replace("_", "-") for n in (*Components.model_fields, *Addons.model_fields))
 
 
 class Strict(BaseModel):
@@ -97,10 +100,30 @@ class Flow(Strict):
 
 
 class Call(Strict):
-    """Traffic to another component's endpoint (`component/endpoint`), or `*` for every public one."""
+    """Traffic to another component's endpoint (`component/endpoint`), `*` for every public one, or
+    `entrance` for the city's public URLs (`<host>.<domain>`), which land on the entrance ports."""
 
     source: Name = Field(alias="from")
-    endpoint: Annotated[str, StringConstraints(pattern=r"^(\*|[a-z-]+/[a-z-]+)$")]
+    endpoint: Annotated[str, StringConstraints(pattern=r"^(\*|entrance|[a-z-]+/[a-z-]+)$")]
+    tls: list[TlsMode] | None = Field(None, description="only with these `tls.mode`s (default: every mode)")
+
+
+class EntrancePort(Strict):
+    """A container port that traffic to the city's public address lands on. The chart's LoadBalancer
+    Service forwards there, and for a pod that calls a public URL kube-proxy or the CNI rewrites the
+    destination to this pod and port before NetworkPolicy sees it: callers need egress here."""
+
+    workload: Name
+    port: int = Field(ge=1, le=65535)
+    unless: Name | None = Field(None, description="a component that, when enabled, holds the public address instead")
+    tls: list[TlsMode] | None = Field(None, description="only bound with these `tls.mode`s (default: every mode)")
+
+    @model_validator(mode="after")
+    def _unless_names_a_component(self) -> EntrancePort:
+        # A misspelt name would leave the port in force always, a wider policy than meant.
+        if self.unless is not None and self.unless not in COMPONENT_IDS:
+            raise ValueError(f"unless: `{self.unless}` is no component; use one of {', '.join(sorted(COMPONENT_IDS))}")
+        return self
 
 
 class External(Strict):
@@ -120,6 +143,8 @@ class Network(Strict):
     calls: list[Call] = Field(default_factory=list)
     open: list[MetricsTarget] = Field(default_factory=list, description="reachable from anywhere")
     scrapes: Name | None = Field(None, description="this workload scrapes every metrics target")
+    entrance: list[EntrancePort] = Field(default_factory=list,
+                                         description="where the city's public address lands inside the cluster")
 
 
 class Licence(Strict):
@@ -151,7 +176,7 @@ class ChartMeta(Strict):
         named = ([e.workload for e in self.endpoints] + [m.workload for m in self.metrics]
                  + [f.source for f in self.network.flows] + [f.to for f in self.network.flows]
                  + [c.source for c in self.network.calls] + [o.workload for o in self.network.open]
-                 + [e.source for e in self.network.external]
+                 + [e.source for e in self.network.external] + [e.workload for e in self.network.entrance]
                  + ([self.network.scrapes] if self.network.scrapes else []))
         unknown = sorted(set(named) - known)
         if unknown:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from mims.charts.meta import Chart
+from mims.charts.meta import ENTRANCE, Chart
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"
@@ -27,11 +27,17 @@ class Peer:
     outside: str = "anywhere"  # for egress to addresses: "internet" or "anywhere"
 
 
-def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> dict[str, list[dict]]:
+def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
+                     tls_mode: str) -> dict[str, list[dict]]:
     """Policies per component id, for the enabled charts given as {component: chart}."""
     ingress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> sources
     egress: dict[tuple[str, str], set[Peer]] = defaultdict(set)   # (component, workload) -> targets
-    endpoints = {f"{c}/{e.name}": (c, e) for c, chart in charts.items() for e in chart.meta.endpoints}
+    endpoints = {f"{c}/{e.name}": (c, e.workload, e.port) for c, chart in charts.items()
+                 for e in chart.meta.endpoints}
+    public = [(c, e.workload, e.port) for c, chart in charts.items() for e in chart.meta.endpoints if e.public]
+    # The pods and ports a public URL reaches once kube-proxy or the CNI has rewritten its address.
+    entrance = [(c, e.workload, e.port) for c, chart in charts.items() for e in chart.meta.network.entrance
+                if e.unless not in charts and (e.tls is None or tls_mode in e.tls)]
 
     def connect(src_c: str, src_w: str, dst_c: str, dst_w: str, port: int) -> None:
         ingress[(dst_c, dst_w)].add(Peer(namespaces[src_c], src_w, port))
@@ -42,12 +48,16 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> di
         for flow in net.flows:
             connect(component, flow.source, component, flow.to, flow.port)
         for call in net.calls:
+            if call.tls is not None and tls_mode not in call.tls:
+                continue
             if call.endpoint == "*":
-                targets = [(c, e) for c, e in endpoints.values() if e.public]
+                targets = public
+            elif call.endpoint == ENTRANCE:
+                targets = entrance
             else:
                 targets = [endpoints[call.endpoint]] if call.endpoint in endpoints else []
-            for target_component, endpoint in targets:
-                connect(component, call.source, target_component, endpoint.workload, endpoint.port)
+            for target_component, workload, port in targets:
+                connect(component, call.source, target_component, workload, port)
         for opening in net.open:
             ingress[(component, opening.workload)].add(Peer(None, None, opening.port))
         for external in net.external:

@@ -147,7 +147,7 @@ class Renderer:
             "profile": bp.budget.profile, "tls": bp.tls, "namespaces": namespaces,
             "enabled": sorted(charts), "endpoints": endpoints, "metrics_targets": metrics,
         }
-        policies = network_policies(charts, namespaces)
+        policies = network_policies(charts, namespaces, bp.tls.mode)
         services = metrics_services(metrics, bp.city.name)
         mirror = Mirror(bp.images.mirror) if bp.images.mirror else None
 
