@@ -24,6 +24,8 @@ from mims import __version__, paths, toolchain
 from mims.errors import ToolchainError, UsageError
 from mims.toolchain import Tool, ToolStatus
 from mims.toolchain import sources as toolchain_sources
+from mims.toolchain.checks import printed
+from mims.toolchain.present import find_present
 
 PYTHON_MIN = (3, 11)
 PASSPHRASE_ENV = "MIMS_PASSPHRASE"
@@ -105,7 +107,7 @@ def _other_ways(tool: Tool, root: Path, sources: tuple[str, ...]) -> list[str]:
     on this machine (checked now), or the official download (when allowed and released here)."""
     if "present" in sources and not toolchain_sources.skip_reason(tool, "present"):
         try:
-            found = toolchain_sources.find_present(tool, root)
+            found = find_present(tool, root)
         except toolchain_sources.Unavailable:
             pass
         else:
@@ -193,7 +195,7 @@ def _first_failure(tool: Tool, state: ToolStatus, env: dict[str, str]) -> str:
                                   timeout=RUN_TIMEOUT, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
             return f"`{binary} {' '.join(check.args)}`: {exc}"
-        if not toolchain_sources.printed(tool.expand(check.expect), proc.stdout + proc.stderr):
+        if not printed(tool.expand(check.expect), proc.stdout + proc.stderr):
             return f"`{binary} {' '.join(check.args)}` printed no {tool.expand(check.expect)!r}"
     return ""
 

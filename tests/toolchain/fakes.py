@@ -10,7 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
-from mims.toolchain import build
+from mims.toolchain import layout
+from mims.toolchain.recipes import load_tools
 
 GO_VERSION = "go1.26.8"
 
@@ -25,7 +26,7 @@ def script(path: Path, lines: list[str]) -> Path:
 def fake_tool(root: Path, name: str, prints: list[str] | None = None) -> Path:
     """`name` of the shipped tools.yaml as if built into `root` (the toolchain dir); its binaries print
     `prints`, by default what the tool's checks expect."""
-    _, tools = build.load_tools()
+    _, tools = load_tools()
     tool = tools[name]
     target = root / tool.dir_name
     expected = [tool.expand(c.expect) for c in tool.check.values()]
@@ -34,23 +35,23 @@ def fake_tool(root: Path, name: str, prints: list[str] | None = None) -> Path:
         path = script(target / "bin" / binary, expected if prints is None else prints)
         data = path.read_bytes()
         binaries[binary] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    (target / build.MANIFEST).write_text(json.dumps({
+    (target / layout.MANIFEST).write_text(json.dumps({
         "name": name, "version": tool.version, "module": f"{tool.module}@{tool.module_version}",
         "recipe": tool.recipe, "digest": tool.digest(), "go": GO_VERSION, "build_seconds": 12.0,
         "binaries": binaries}))
-    pdir = build.plugin_dir(tool, root)
+    pdir = layout.plugin_dir(tool, root)
     if pdir is not None:
         assert tool.plugin is not None
         pdir.mkdir(parents=True, exist_ok=True)
         (pdir / tool.plugin.binary).write_bytes((target / "bin" / tool.plugin.binary).read_bytes())
         (pdir / tool.plugin.binary).chmod(0o755)
-        (pdir / build.PLUGIN_MARKER).write_text(binaries[tool.plugin.binary]["sha256"] + "\n")
+        (pdir / layout.PLUGIN_MARKER).write_text(binaries[tool.plugin.binary]["sha256"] + "\n")
     return target
 
 
 def fake_toolchain(root: Path, names: list[str] | None = None) -> Path:
     """Every tool (or `names`) as if built; returns the toolchain dir."""
-    _, tools = build.load_tools()
+    _, tools = load_tools()
     for name in names if names is not None else tools:
         fake_tool(root, name)
     return root
@@ -85,5 +86,5 @@ def fake_go(bin_dir: Path, version: str = GO_VERSION) -> Path:
 
 
 def remove_tool(root: Path, name: str) -> None:
-    _, tools = build.load_tools()
+    _, tools = load_tools()
     shutil.rmtree(root / tools[name].dir_name)

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mims.errors import MimsError, ToolchainError
-from mims.toolchain import build
-from mims.toolchain.build import install, load_tools, pulumi_home, status
+from mims.toolchain import install, pulumi_home, status, toolchain_dir
 from tests.toolchain.modules import GO, TOOLS
 
 pytestmark = pytest.mark.skipif(GO is None, reason="go is not on PATH (the toolchain is built with it)")
@@ -25,19 +24,6 @@ pytestmark = pytest.mark.skipif(GO is None, reason="go is not on PATH (the toolc
 
 def _run(path: Path) -> str:
     return subprocess.run([str(path)], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def test_shipped_tools_file_loads():
-    go_min, tools = load_tools()
-    assert set(tools) == {"pulumi", "pulumi-kubernetes", "kubernetes", "kubectl", "etcd", "kwok"}
-    assert go_min
-    provider = tools["pulumi-kubernetes"]
-    assert provider.plugin is not None and provider.plugin.name == "kubernetes"
-    assert "{version}" in provider.ldflags and provider.generate
-    assert tools["kubernetes"].recipe == "main-module"
-    assert set(tools["kubernetes"].binaries) == {"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
-    assert tools["kwok"].recipe == "install"
-    assert any(dest.endswith("storage-class.yaml") for dest in tools["kwok"].files)
 
 
 def test_install_recipe_builds_stamps_version_and_copies_files(env):
@@ -123,7 +109,7 @@ def test_plugin_is_placed_in_pulumi_home_and_restored(env):
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from mims.toolchain.build import install
+from mims.toolchain import install
 result = install(["tiny"], cache_dir=Path(sys.argv[1]), tools_file=Path(sys.argv[2]),
                  progress=lambda tool, message: print(message, file=sys.stderr, flush=True))
 print(json.dumps({"built": result["tiny"].built}))
@@ -224,18 +210,5 @@ def test_local_replace_without_published_version_is_reported(env):
 
 def test_default_cache_dir_follows_mims_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("MIMS_CACHE_DIR", str(tmp_path))
-    assert build.toolchain_dir() == tmp_path / "toolchain"
+    assert toolchain_dir() == tmp_path / "toolchain"
     assert pulumi_home() == tmp_path / "toolchain" / "pulumi-home"
-
-
-@pytest.mark.parametrize("broken, message", [
-    ({"tiny": {"version": "1"}}, "`module` is missing"),
-    ({"tiny": {**TOOLS["tiny"], "recipe": "make"}}, "unknown recipe 'make'"),
-    ({"tiny": {**TOOLS["tiny"], "generate": [{"run": ["true"]}]}}, "need recipe main-module"),
-    ({"tiny": {**TOOLS["tiny"], "check": {"other": {"expect": "x"}}}}, "check for unknown binary"),
-])
-def test_malformed_tools_file_is_reported(tmp_path, broken, message):
-    path = tmp_path / "tools.yaml"
-    path.write_text(yaml.safe_dump({"tools": broken}))
-    with pytest.raises(ToolchainError, match=message):
-        load_tools(path)

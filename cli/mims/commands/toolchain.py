@@ -15,8 +15,7 @@ from rich.table import Table
 from mims import toolchain
 from mims.console import err, new_table, out, print_json
 from mims.errors import UsageError
-from mims.toolchain.build import VERBS
-from mims.toolchain.sources import SOURCES, SOURCES_ENV, resolve_sources
+from mims.toolchain.sources import SOURCES, SOURCES_ENV, VERBS, resolve_sources
 
 app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Install and inspect the binaries mims runs (Pulumi, the provider, the simulated "
