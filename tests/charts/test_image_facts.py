@@ -21,9 +21,9 @@ PATH_TOKEN = re.compile(r"(?<![\w.:/~$@%+-])/[\w.][\w.@+-]*(?:/[\w.][\w.@+-]*)*/
 # `NAME=value` (also after `export`) and `export NAME OTHER`: variables a script sets for the program.
 ASSIGNED = re.compile(r"(?<![\w.$-])([A-Z][A-Z0-9_]*)=")
 EXPORTED = re.compile(r"^\s*export\s+([A-Z][A-Z0-9_]*(?:\s+[A-Z][A-Z0-9_]*)*)\s*$", re.MULTILINE)
-# Interpreters the charts' wrapper scripts run; the images here are all built on a distribution
-# base that ships them, and the facts file lists what the upstream project itself installs.
-SHELLS = {"/bin/sh", "/bin/bash"}
+# Not the image's to provide: the shells the charts' wrappers run (every image here is built on a
+# distribution base that ships them) and the files the kubelet mounts into every container.
+NOT_FROM_THE_IMAGE = {"/bin/sh", "/bin/bash", "/etc/resolv.conf", "/etc/hosts", "/etc/hostname"}
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 
@@ -63,7 +63,8 @@ class Run:
         return found
 
     def scripts(self) -> str:
-        """Shell text the container runs: its command line and the `.sh` files it names."""
+        """Shell text the container runs: its command line and the `.sh` files it names. (Other named
+        files are configuration, whose paths are often URL paths: nginx locations, scrape paths.)"""
         line = self.command_line()
         return "\n".join([line] + [t for p, t in self.named_files(line).items() if p.endswith(".sh")])
 
@@ -85,11 +86,21 @@ def path_tokens(text: str) -> set[str]:
 
 
 def image_paths(run: Run) -> set[str]:
-    """Absolute paths the container relies on inside its image: not on a volume, not a shell."""
-    text = "\n".join([run.command_line(), *(e.get("value", "") for e in run.container.get("env", []))])
-    text += "\n" + "\n".join(run.named_files(run.command_line()).values())
+    """Absolute paths the container relies on inside its image: in its scripts or environment, not
+    on a volume, not provided by the distribution base or the kubelet."""
+    text = "\n".join([run.scripts(), *(e.get("value", "") for e in run.container.get("env", []))])
     return {p for p in path_tokens(text)
-            if not run.mounted(p) and p not in SHELLS and not p.startswith(("/dev/", "/proc/"))}
+            if not run.mounted(p) and p not in NOT_FROM_THE_IMAGE and not p.startswith(("/dev/", "/proc/"))}
+
+
+def configures(run: Run, image: ImageFacts, port: int) -> bool:
+    """The container sets `port` itself (a flag, a variable, a `listen` line in a file it names)."""
+    return re.search(rf"(?<![\w.]){port}(?![\w.])", run.configuration(image)) is not None
+
+
+def defines(run: Run, path: str) -> bool:
+    """A configuration file the container names defines the HTTP path (an nginx `location`, say)."""
+    return any(path in text for text in run.named_files(run.command_line()).values())
 
 
 def variables_set(run: Run) -> set[str]:
@@ -187,19 +198,21 @@ def test_container_paths_exist_in_the_image(runs, facts):
     assert compared > 0 and problems == [], "\n".join(problems)
 
 
-def test_container_ports_are_ports_the_image_serves(runs, facts):
+def test_container_ports_are_ports_the_image_serves_or_the_container_configures(runs, facts):
     def check(run, image):
         served = {p.port for p in image.ports}
-        return [None if p["containerPort"] in served else f"declares port {p['containerPort']}, not served by the image"
-                for p in run.container.get("ports", [])]
+        return [None if port in served or configures(run, image, port)
+                else f"declares port {port}, which the image does not serve and the container does not configure"
+                for port in (p["containerPort"] for p in run.container.get("ports", []))]
     compared, problems = disagreements(runs, facts, check)
     assert compared > 0 and problems == [], "\n".join(problems)
 
 
-def test_http_probes_hit_the_images_health_endpoints(runs, facts):
+def test_http_probes_hit_health_endpoints_of_the_image_or_its_configuration(runs, facts):
     def check(run, image):
         endpoints = {(h.port, h.path) for h in image.health}
-        return [None if probe in endpoints else f"probes port {probe[0]} path {probe[1]}, not a health endpoint of the image"
+        return [None if probe in endpoints or defines(run, probe[1])
+                else f"probes port {probe[0]} path {probe[1]}, not a health endpoint of the image"
                 for probe in sorted(http_probes(run))]
     compared, problems = disagreements(runs, facts, check)
     assert compared > 0 and problems == [], "\n".join(problems)
@@ -231,8 +244,9 @@ def test_checks_read_scripts_and_named_files_but_skip_volumes_and_urls():
                      "/etc/app/app.conf": "data /var/lib/app\nurl http://host:80/api/x\n"},
               container={"command": ["/bin/sh", "/etc/app/start.sh"], "env": [{"name": "HOME", "value": "/tmp"}],
                          "readinessProbe": {"exec": {"command": ["sh", "-c", "TOKEN=$(cat /run/t) /usr/bin/check"]}}})
-    assert image_paths(run) == {"/opt/app/bin/app", "/var/lib/app", "/run/t", "/usr/bin/check"}
+    assert image_paths(run) == {"/opt/app/bin/app", "/run/t", "/usr/bin/check"}
     assert variables_set(run) == {"HOME", "APP_KEY", "TOKEN"}
+    assert "data /var/lib/app" in run.configuration(load_image_facts().images["docker.io/library/mongo:8.0.26"])
     assert path_tokens("topic write +/+/attrs\nurl https://host/a/b") == set()
 
 

@@ -19,8 +19,10 @@ FILE_NAME = "image-facts.yaml"
 ImageRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+(/[a-z0-9._-]+)+:[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 AbsPath = Annotated[str, StringConstraints(pattern=r"^/\S*$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
-# A path inside the entry's upstream repository at its ref, or `owner/name@ref:path` for another one.
-Source = Annotated[str, StringConstraints(pattern=r"^([\w.-]+/[\w.-]+@[\w./-]+:)?[\w.][\w./-]*$")]
+# Starts with a path inside the entry's upstream repository at its ref, or `owner/name@ref:path` for
+# another repository or revision; optional `:lines`, then further citations or a remark.
+Source = Annotated[str, StringConstraints(
+    pattern=r"^([\w.-]+/[\w.-]+@[^\s:]+:)?[\w.][\w./+-]*(:\d[\d,-]*)?([;,]?\s.*)?$")]
 
 
 class Strict(BaseModel):
@@ -29,22 +31,30 @@ class Strict(BaseModel):
 
 class Upstream(Strict):
     repository: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+$")]
-    ref: str = Field(min_length=1, description="the git tag or commit the facts were read at")
+    ref: str | None = Field(description="the git tag or commit the facts were read at; null when they come "
+                                         "from several revisions, each named in its source")
 
 
 class User(Strict):
-    uid: int = Field(ge=0)
-    gid: int = Field(ge=0)
+    uid: int | None = Field(ge=0, description="null when no source read states it (e.g. `adduser -S`)")
+    gid: int | None = Field(ge=0)
     name: str
     source: Source
     note: str | None = None
 
 
 class Command(Strict):
-    """Exec form as the image sets it; `null` when the Dockerfile sets none."""
+    """Exec form as the image sets it, or the text a build script gives in shell form; `null` when
+    none is set."""
 
-    value: list[str] | None
+    value: list[str] | str | None
     source: Source
+
+    @property
+    def words(self) -> list[str]:
+        if self.value is None:
+            return []
+        return self.value.split() if isinstance(self.value, str) else self.value
 
 
 class Workdir(Strict):
@@ -118,7 +128,7 @@ class ImageFacts(Strict):
 
     def path_known(self, path: str) -> bool:
         """`path` is listed, or is what the image's entrypoint or command runs."""
-        runs = [c.value[0] for c in (self.entrypoint, self.command) if c and c.value]
+        runs = [c.words[0] for c in (self.entrypoint, self.command) if c and c.words]
         return path in runs or any(p.path == path for p in self.paths)
 
     def default_run(self, command: list[str] | None, args: list[str] | None) -> list[str]:
@@ -126,8 +136,8 @@ class ImageFacts(Strict):
         image's command), its args replace the image's command."""
         if command:
             return command + (args or [])
-        entrypoint = self.entrypoint.value if self.entrypoint and self.entrypoint.value else []
-        image_command = self.command.value if self.command and self.command.value else []
+        entrypoint = self.entrypoint.words if self.entrypoint else []
+        image_command = self.command.words if self.command else []
         return entrypoint + (args if args else image_command)
 
 
