@@ -15,7 +15,7 @@ from mims.charts.meta import load_charts
 from mims.errors import ChartError
 from tests.conftest import pod_specs
 
-# An absolute path in a command line, script or config file; not the tail of a URL (`host/x`,
+# An absolute path in a command line or script; not the tail of a URL (`host/x`,
 # `//host`), a variable (`$DIR/x`), a relative path (`./x`, `~/x`) or an MQTT topic filter (`+/x`).
 PATH_TOKEN = re.compile(r"(?<![\w.:/~$@%+-])/[\w.][\w.@+-]*(?:/[\w.][\w.@+-]*)*/?")
 # `NAME=value` (also after `export`) and `export NAME OTHER`: variables a script sets for the program.
