@@ -27,8 +27,10 @@ class Peer:
     outside: str = "anywhere"  # for egress to addresses: "internet" or "anywhere"
 
 
-def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> dict[str, list[dict]]:
-    """Policies per component id, for the enabled charts given as {component: chart}."""
+def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
+                     expose_tcp: bool = True) -> dict[str, list[dict]]:
+    """Policies per component id, for the enabled charts given as {component: chart}. Without
+    `expose_tcp` (plain-HTTP trials) public tcp endpoints stay internal: nothing calls them through `*tcp`."""
     ingress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> sources
     egress: dict[tuple[str, str], set[Peer]] = defaultdict(set)   # (component, workload) -> targets
     endpoints = {f"{c}/{e.name}": (c, e) for c, chart in charts.items() for e in chart.meta.endpoints}
@@ -42,12 +44,18 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str]) -> di
         for flow in net.flows:
             connect(component, flow.source, component, flow.to, flow.port)
         for call in net.calls:
+            if call.unless in charts:
+                continue
             if call.endpoint == "*":
-                targets = [(c, e) for c, e in endpoints.values() if e.public]
+                targets = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "http"]
+            elif call.endpoint == "*tcp":
+                targets = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "tcp" and expose_tcp]
             else:
                 targets = [endpoints[call.endpoint]] if call.endpoint in endpoints else []
             for target_component, endpoint in targets:
                 connect(component, call.source, target_component, endpoint.workload, endpoint.port)
+                if call.endpoint == "*tcp":  # the public entry point listens on the endpoint's public port
+                    ingress[(component, call.source)].add(Peer(None, None, endpoint.public_port))
         for opening in net.open:
             ingress[(component, opening.workload)].add(Peer(None, None, opening.port))
         for external in net.external:
