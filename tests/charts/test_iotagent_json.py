@@ -84,12 +84,12 @@ def test_agent_uses_the_in_cluster_mosquitto_as_iot_agent(render):
 
 
 def test_mqtt_users_secret_has_a_password_per_user_and_the_password_file(render):
-    r = render({"components": {"ingestion": {"options": {"device_users": ["air-quality", "parking"]}}}})
+    r = render({"components": {"ingestion": {"options": {"device_users": ["air-quality-01", "parking-01"]}}}})
     secret = find(r, "Secret", "mqtt-users", NS)
     fields = json.loads(secret["metadata"]["annotations"]["mims.io/generate"])
-    assert fields == {"iot-agent": "random:32", "air-quality": "random:32", "parking": "random:32",
-                      "passwd": "mosquitto-passwd:iot-agent,air-quality,parking"}
-    assert generators(secret)["passwd"].users == ("iot-agent", "air-quality", "parking")
+    assert fields == {"iot-agent": "random:32", "air-quality-01": "random:32", "parking-01": "random:32",
+                      "passwd": "mosquitto-passwd:iot-agent,air-quality-01,parking-01"}
+    assert generators(secret)["passwd"].users == ("iot-agent", "air-quality-01", "parking-01")
     assert "data" not in secret and "stringData" not in secret
 
 
