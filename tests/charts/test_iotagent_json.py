@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import struct
-import subprocess
 import time
 
 import pytest
@@ -14,7 +10,8 @@ import pytest
 from mims.blueprint import load_blueprint
 from mims.errors import InvalidInput
 from mims.secrets import generators
-from tests.conftest import env_of, find, merge, require_tool
+from tests.conftest import env_of, find, merge
+from tests.mqtt import NOT_AUTHORIZED, Client, running_mosquitto
 
 NS = "alderbrook-ingestion"
 # Only the components this chart needs: ingestion requires the broker; the rest stays off.
@@ -87,12 +84,12 @@ def test_agent_uses_the_in_cluster_mosquitto_as_iot_agent(render):
 
 
 def test_mqtt_users_secret_has_a_password_per_user_and_the_password_file(render):
-    r = render({"components": {"ingestion": {"options": {"device_users": ["air-quality", "parking"]}}}})
+    r = render({"components": {"ingestion": {"options": {"device_users": ["air-quality-01", "parking-01"]}}}})
     secret = find(r, "Secret", "mqtt-users", NS)
     fields = json.loads(secret["metadata"]["annotations"]["mims.io/generate"])
-    assert fields == {"iot-agent": "random:32", "air-quality": "random:32", "parking": "random:32",
-                      "passwd": "mosquitto-passwd:iot-agent,air-quality,parking"}
-    assert generators(secret)["passwd"].users == ("iot-agent", "air-quality", "parking")
+    assert fields == {"iot-agent": "random:32", "air-quality-01": "random:32", "parking-01": "random:32",
+                      "passwd": "mosquitto-passwd:iot-agent,air-quality-01,parking-01"}
+    assert generators(secret)["passwd"].users == ("iot-agent", "air-quality-01", "parking-01")
     assert "data" not in secret and "stringData" not in secret
 
 
@@ -116,13 +113,18 @@ def test_device_user_may_not_take_a_reserved_key(render, name):
         render({"components": {"ingestion": {"options": {"device_users": [name]}}}})
 
 
-def test_acl_lets_devices_publish_measures_but_not_read_them(render):
-    r = render({"components": {"ingestion": {"options": {"device_users": ["parking"]}}}})
-    acl = find(r, "ConfigMap", "mosquitto-config", NS)["data"]["acl"]
-    block = acl.split("user parking\n", 1)[1]
-    assert "topic write +/+/+/attrs\n" in block and "topic read +/+/+/cmd\n" in block
-    assert "topic read +/+/+/attrs" not in block and "topic write +/+/+/cmd\n" not in block
-    assert "user iot-agent\ntopic readwrite #\n" in acl
+def test_acl_binds_the_device_id_level_to_the_user_name(render):
+    acl = find(render({"components": {"ingestion": {"options": {"device_users": ["parking-1"]}}}}),
+               "ConfigMap", "mosquitto-config", NS)["data"]["acl"]
+    lines = [line for line in acl.splitlines() if line and not line.startswith("#")]
+    assert lines[:2] == ["user iot-agent", "topic readwrite #"]
+    rules = [line.split() for line in lines[2:]]
+    assert {kind for kind, _, _ in rules} == {"pattern"}, "devices get patterns only, no per-user topics"
+    for _, access, topic in rules:
+        levels = topic.removeprefix("/").removeprefix("json/").split("/")
+        assert levels[:2] == ["+", "%u"], topic  # any API key, the user's own device id
+        assert (access, levels[2]) in {("write", "attrs"), ("write", "cmdexe"), ("write", "configuration"),
+                                       ("read", "cmd"), ("read", "configuration")}, topic
 
 
 def test_new_device_user_rolls_mosquitto(render):
@@ -142,15 +144,46 @@ def test_endpoints_follow_the_cross_chart_contract(renderer):
     assert [(m.workload, m.port, m.path) for m in meta.metrics] == [("iot-agent", 4041, "/metrics")]
 
 
+def test_provisioning_api_is_public_for_token_holders_only(renderer):
+    """Service groups carry API keys: reading them needs a token too. The paths are the agent's own
+    (iotagent-node-lib 4.14.0) and longer than the southbound `/iot/`, so the gateway sends them to 4041."""
+    provisioning = [e for e in renderer.chart_for("ingestion", "iotagent-json").meta.endpoints if e.port == 4041 and e.public]
+    assert sorted(e.path for e in provisioning) == ["/iot/devices", "/iot/groups", "/iot/services"]
+    for e in provisioning:
+        assert (e.workload, e.host, e.writes_need_token, e.reads_need_token) == ("iot-agent", "iot", True, True)
+
+
+def test_mqtt_is_a_public_tcp_endpoint_on_8883(renderer):
+    [mqtt] = [e for e in renderer.chart_for("ingestion", "iotagent-json").meta.endpoints if e.protocol == "tcp"]
+    assert (mqtt.name, mqtt.workload, mqtt.port, mqtt.public, mqtt.host, mqtt.public_port, mqtt.scheme) == \
+        ("mqtt", "mosquitto", 1883, True, "mqtt", 8883, "mqtts")
+
+
 def test_network_policies_open_the_agent_flows(render):
     r = render()
     egress = find(r, "NetworkPolicy", "allow-egress-iot-agent", NS)["spec"]["egress"]
     targets = {(rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
                for rule in egress}
     assert targets == {("mosquitto", 1883), ("ingestion-db", 27017), ("orion-ld", 1026)}
-    ingress = find(r, "NetworkPolicy", "allow-ingress-mosquitto", NS)["spec"]["ingress"]
-    assert [rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in ingress] == \
-        ["iot-agent"]
+
+
+def mosquitto_sources(rendering) -> list[tuple[str, str]]:
+    ingress = find(rendering, "NetworkPolicy", "allow-ingress-mosquitto", NS)["spec"]["ingress"]
+    assert all(rule["ports"] == [{"protocol": "TCP", "port": 1883}] for rule in ingress)
+    return sorted((rule["from"][0].get("namespaceSelector", {}).get("matchLabels", {}).get(
+        "kubernetes.io/metadata.name", NS), rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+        for rule in ingress)
+
+
+@pytest.mark.parametrize("patch, entry", [
+    ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}}}, ("alderbrook-gateway", "gateway")),
+    ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}},
+      "addons": {"ingress_controller": {"enabled": True}}}, ("alderbrook-ingress-controller", "traefik")),
+    ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}}, "tls": {"mode": "none"}}, None),
+    ({}, None),
+], ids=["gateway", "ingress-controller", "tls-none", "no-entry-point"])
+def test_only_the_agent_and_the_public_entry_point_reach_mosquitto(render, patch, entry):
+    assert mosquitto_sources(render(patch)) == sorted([(NS, "iot-agent")] + ([entry] if entry else []))
 
 
 def test_standard_profile_runs_two_agents_behind_a_disruption_budget(render):
@@ -168,47 +201,15 @@ def test_minimal_profile_stays_small(render):
 
 # --- the real Mosquitto (2.0.x) with the rendered configuration -----------------------------------
 
-PASSWORDS = {"iot-agent": "agent-secret-1", "parking": "device-secret-2"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+PASSWORDS = {"iot-agent": "agent-secret-1", "parking-1": "device-secret-2", "parking-2": "device-secret-3"}
 
 
 @pytest.fixture
 def mosquitto(render, tmp_path):
-    """Start the rendered mosquitto.conf and ACL on a loopback port with a throwaway password file."""
-    mosquitto_bin, mosquitto_passwd = require_tool("mosquitto"), require_tool("mosquitto_passwd")
-    r = render({"components": {"ingestion": {"options": {"device_users": ["parking"]}}}})
-    data = find(r, "ConfigMap", "mosquitto-config", NS)["data"]
-    passwd = tmp_path / "passwd"
-    passwd.touch(mode=0o600)
-    for user, password in PASSWORDS.items():
-        subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True, capture_output=True)
-    (tmp_path / "acl").write_text(data["acl"])
-    port = _free_port()
-    conf = (data["mosquitto.conf"]
-            .replace("/mosquitto/secrets/passwd", str(passwd))
-            .replace("/mosquitto/config/acl", str(tmp_path / "acl"))
-            .replace("listener 1883", f"listener {port} 127.0.0.1"))
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        conf += "\n# test only: as root, mosquitto would switch to user `mosquitto`, who cannot read tmp_path\nuser root\n"
-    (tmp_path / "mosquitto.conf").write_text(conf)
-    proc = subprocess.Popen([mosquitto_bin, "-c", str(tmp_path / "mosquitto.conf")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for _ in range(50):
-        if proc.poll() is not None:
-            break
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield proc, port
-    proc.terminate()
-    proc.wait(timeout=5)
+    """The rendered mosquitto.conf and ACL on a loopback port, with a throwaway password file."""
+    r = render({"components": {"ingestion": {"options": {"device_users": ["parking-1", "parking-2"]}}}})
+    with running_mosquitto(find(r, "ConfigMap", "mosquitto-config", NS)["data"], PASSWORDS, tmp_path) as running:
+        yield running
 
 
 def test_mosquitto_config_loads_in_the_real_broker(mosquitto):
@@ -218,89 +219,37 @@ def test_mosquitto_config_loads_in_the_real_broker(mosquitto):
         pytest.fail(f"mosquitto exited with {proc.returncode}:\n{proc.stdout.read()}")
 
 
-def test_mosquitto_requires_passwords_and_enforces_the_acl(mosquitto):
+def test_mosquitto_refuses_anonymous_clients_and_wrong_passwords(mosquitto):
     _, port = mosquitto
-    assert MqttClient(port).connack == 5, "anonymous clients are refused"
-    assert MqttClient(port, "iot-agent", "wrong").connack == 5, "a wrong password is refused"
-    agent = MqttClient(port, "iot-agent", PASSWORDS["iot-agent"], "agent")
-    assert agent.connack == 0
-    agent.subscribe("$share/json//+/+/attrs")  # the agent's own (shared) subscription
-    spy = MqttClient(port, "parking", PASSWORDS["parking"], "spy")
-    spy.subscribe("#")
-    device = MqttClient(port, "parking", PASSWORDS["parking"], "dev1")
-    assert device.connack == 0
-    device.publish("/apikey1/dev1/attrs", b'{"occupied": true}')
-    assert agent.receive() == ("/apikey1/dev1/attrs", b'{"occupied": true}')
-    assert spy.receive() is None, "a device user cannot read other devices' measures"
-    agent_all = MqttClient(port, "iot-agent", PASSWORDS["iot-agent"], "agent-all")
-    agent_all.subscribe("#")
-    device.publish("/apikey1/dev2/cmd", b'{"open": true}')  # forged command: dropped by the ACL
-    agent.publish("/apikey1/dev1/cmd", b'{"reset": {}}')
-    assert agent_all.receive() == ("/apikey1/dev1/cmd", b'{"reset": {}}'), "a device cannot send commands"
-    assert spy.receive() == ("/apikey1/dev1/cmd", b'{"reset": {}}'), "devices read commands"
+    assert Client(port, client_id="anon").connack == NOT_AUTHORIZED
+    assert Client(port, "parking-1", "wrong", "dev").connack == NOT_AUTHORIZED
+    assert Client(port, "parking-1", PASSWORDS["parking-1"], "dev").connack == 0
 
 
-class MqttClient:
-    """Just enough MQTT 3.1.1 over a socket to check authentication and the ACL (QoS 0)."""
+def test_a_device_user_publishes_only_as_its_own_device(mosquitto):
+    _, port = mosquitto
+    agent = Client(port, "iot-agent", PASSWORDS["iot-agent"], "agent")
+    for topic in ("/+/+/attrs", "/+/+/attrs/+", "/json/+/+/attrs", "json/+/+/attrs", "/+/+/cmdexe"):
+        agent.subscribe(f"$share/json/{topic}")  # the agent's own shared subscriptions
+    device = Client(port, "parking-1", PASSWORDS["parking-1"], "parking-1")
+    for topic in ("/key1/parking-1/attrs", "/key1/parking-1/attrs/occupied", "/json/key1/parking-1/attrs",
+                  "json/key1/parking-1/attrs", "/key1/parking-1/cmdexe"):
+        assert device.publish(topic, b'{"occupied": true}') == 0, topic
+        assert agent.receive() == (topic, b'{"occupied": true}')
+    for topic in ("/key1/parking-2/attrs", "/json/key1/parking-2/attrs", "/key1/parking-1/cmd", "key1/parking-1/attrs"):
+        assert device.publish(topic, b"{}") == NOT_AUTHORIZED, topic
+    assert agent.receive(timeout=0.5) is None
 
-    def __init__(self, port: int, user: str | None = None, password: str | None = None, client_id: str = "t"):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=1)
-        flags, payload = 0x02, self._str(client_id)
-        if user is not None:
-            flags |= 0x80
-            payload += self._str(user)
-        if password is not None:
-            flags |= 0x40
-            payload += self._str(password)
-        self._send(0x10, self._str("MQTT") + bytes([4, flags]) + struct.pack("!H", 30) + payload)
-        kind, body = self._read()
-        self.connack = body[1] if kind == 0x20 else None
 
-    def subscribe(self, topic: str) -> None:
-        self._send(0x82, struct.pack("!H", 1) + self._str(topic) + b"\x00")
-        kind, _ = self._read()
-        assert kind == 0x90
-
-    def publish(self, topic: str, message: bytes) -> None:
-        self._send(0x30, self._str(topic) + message)
-
-    def receive(self) -> tuple[str, bytes] | None:
-        try:
-            kind, body = self._read()
-        except (TimeoutError, socket.timeout):
-            return None
-        if kind is None or kind >> 4 != 3:
-            return None
-        size = struct.unpack("!H", body[:2])[0]
-        return body[2:2 + size].decode(), body[2 + size:]
-
-    @staticmethod
-    def _str(text: str) -> bytes:
-        raw = text.encode()
-        return struct.pack("!H", len(raw)) + raw
-
-    def _send(self, kind: int, body: bytes) -> None:
-        size, encoded = len(body), b""
-        while True:
-            digit, size = size % 128, size // 128
-            encoded += bytes([digit | (0x80 if size else 0)])
-            if not size:
-                break
-        self.sock.sendall(bytes([kind]) + encoded + body)
-
-    def _read(self) -> tuple[int | None, bytes]:
-        head = self.sock.recv(1)
-        if not head:
-            return None, b""
-        size, factor = 0, 1
-        while True:
-            digit = self.sock.recv(1)[0]
-            size += (digit & 127) * factor
-            factor *= 128
-            if not digit & 128:
-                break
-        body = b""
-        while len(body) < size:
-            body += self.sock.recv(size - len(body))
-        return head[0], body
-
+def test_a_device_user_reads_only_its_own_commands(mosquitto):
+    _, port = mosquitto
+    agent = Client(port, "iot-agent", PASSWORDS["iot-agent"], "agent")
+    device = Client(port, "parking-1", PASSWORDS["parking-1"], "parking-1")
+    device.subscribe("#")  # Mosquitto 2.0 checks `read` on delivery, so a wide subscription gets no more
+    assert agent.publish("/key1/parking-2/cmd", b'{"open": {}}') == 0
+    assert agent.publish("/key1/parking-1/attrs", b'{"occupied": true}') == 0
+    assert agent.publish("/key1/parking-1/cmd", b'{"reset": {}}') == 0
+    assert agent.publish("/key1/parking-1/configuration/values", b'{"period": 60}') == 0
+    assert device.receive() == ("/key1/parking-1/cmd", b'{"reset": {}}')
+    assert device.receive() == ("/key1/parking-1/configuration/values", b'{"period": 60}')
+    assert device.receive(timeout=0.5) is None, "neither another device's commands nor any measure"

@@ -9,10 +9,9 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
-import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from mims.blueprint import load_blueprint
 from tests.conftest import find, require_tool
+from tests.mqtt import NOT_AUTHORIZED, Client, free_port, running_mosquitto, wait_for_port
 
 NS = "alderbrook-gateway"
 DOMAIN = "data.alderbrook.example"
@@ -109,9 +109,15 @@ def locations(server: list) -> dict[str, list]:
 
 
 def public_endpoints(rendering) -> list:
-    """(component, endpoint) of every public endpoint of the enabled charts."""
+    """(component, endpoint) of every public http endpoint of the enabled charts."""
     return [(component, e) for component, chart in rendering.charts.items()
-            for e in chart.meta.endpoints if e.public]
+            for e in chart.meta.endpoints if e.public and e.protocol == "http"]
+
+
+def stream(rendering) -> list | None:
+    """The `stream` block of nginx.conf (public tcp endpoints), or None."""
+    blocks = children(parse_nginx(nginx_conf(rendering)), "stream")
+    return blocks[0][2] if blocks else None
 
 
 # --- routing and the token rule -----------------------------------------------------------------
@@ -137,11 +143,35 @@ def test_shared_host_serves_each_path_and_nothing_else(render):
 def test_every_write_protected_route_has_the_auth_request(render):
     rendering = render()
     by_host = servers(rendering)
-    protected = [(c, e) for c, e in public_endpoints(rendering) if e.writes_need_token]
+    protected = [(c, e) for c, e in public_endpoints(rendering) if e.writes_need_token and not e.reads_need_token]
     assert {c for c, _ in protected} >= {"broker", "catalogue", "ai-registry"}
     for _, ep in protected:
         location = locations(by_host[f"{ep.host}.{DOMAIN}"])[ep.path]
         assert directive_args(location, "auth_request") == [["/_mims/auth"]], ep.name
+
+
+def test_routes_with_reads_need_token_check_every_method(render):
+    rendering = render()
+    by_host = servers(rendering)
+    always = [e for _, e in public_endpoints(rendering) if e.reads_need_token]
+    assert {e.path for e in always} >= {"/iot/groups", "/iot/services", "/iot/devices"}
+    for ep in always:
+        server = by_host[f"{ep.host}.{DOMAIN}"]
+        assert directive_args(locations(server)[ep.path], "auth_request") == [["/_mims/auth-always"]], ep.name
+        auth = locations(server)["= /_mims/auth-always"]
+        assert directive_args(auth, "internal") == [[]]
+        assert not children(auth, "if"), "no shortcut for safe methods"
+        assert directive_args(auth, "proxy_pass") == [["http://$mims_oauth2_proxy/oauth2/auth"]]
+        assert directive_args(server, "error_page") == [["401", "=", "@mims_unauthorized"]]
+
+
+def test_provisioning_paths_go_to_the_agents_north_port_and_measures_to_the_south_port(render):
+    routes = locations(servers(render())[f"iot.{DOMAIN}"])
+    upstream = {path: {a[0]: a[1] for a in directive_args(routes[path], "set")}["$mims_upstream"]
+                for path in ("/iot/", "/iot/groups", "/iot/services", "/iot/devices")}
+    agent = "iot-agent.alderbrook-ingestion.svc.cluster.local"
+    assert upstream == {"/iot/": f"{agent}:7896", "/iot/groups": f"{agent}:4041",
+                        "/iot/services": f"{agent}:4041", "/iot/devices": f"{agent}:4041"}
 
 
 def test_routes_without_writes_need_token_have_no_auth_request(render):
@@ -236,7 +266,7 @@ def test_external_tls_trusts_forwarded_proto_behind_a_load_balancer(render):
     assert maps["$mims_proto"] == "$http_x_forwarded_proto"
     service = find(rendering, "Service", "gateway", NS)
     assert service["spec"]["type"] == "LoadBalancer"
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080)]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080), (8883, "mqtt")]
     assert not [o for o in rendering.objects() if o["kind"] == "Ingress"]
 
 
@@ -249,7 +279,8 @@ def test_secret_tls_serves_https_and_redirects_plain_http(render):
                   if directive_args(body, "listen") == [["8080"]] and f"api.{DOMAIN}" in directive_args(body, "server_name")[0]]
     assert directive_args(locations(redirect)["/"], "return") == [["308", "https://$host$request_uri"]]
     service = find(rendering, "Service", "gateway", NS)
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080), (443, 8443)]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080), (443, 8443),
+                                                                                 (8883, "mqtt")]
     pod = find(rendering, "Deployment", "gateway", NS)["spec"]["template"]["spec"]
     [tls_volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
     assert tls_volume["secret"] == {"secretName": "alderbrook-tls", "defaultMode": 0o440}
@@ -303,6 +334,49 @@ def test_cert_manager_tls_ends_at_traefik_with_one_acme_certificate_per_host(ren
     assert [v["name"] for v in pod["volumes"]] == ["config", "tmp"]
 
 
+def test_cert_manager_gets_a_certificate_for_the_mqtt_host_too(render):
+    """Traefik ends MQTT's TLS with it: the Ingress exists only so that cert-manager issues it and
+    Traefik loads it (plain HTTPS to that host reaches the gateway, which answers 404)."""
+    [mqtt] = [o for o in render(CERT_MANAGER_TLS).objects()
+              if o["kind"] == "Ingress" and o["spec"]["rules"][0]["host"] == f"mqtt.{DOMAIN}"]
+    assert mqtt["spec"]["tls"] == [{"hosts": [f"mqtt.{DOMAIN}"], "secretName": "alderbrook-tls-mqtt"}]
+    assert mqtt["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "alderbrook-acme"
+    for patch in (with_ingress(), with_ingress(SECRET_TLS)):
+        assert not [o for o in render(patch).objects()
+                    if o["kind"] == "Ingress" and o["spec"]["rules"][0]["host"] == f"mqtt.{DOMAIN}"]
+
+
+# --- public tcp endpoints (MQTT) without the ingress controller: nginx's stream module ------------
+
+def test_secret_tls_ends_mqtt_tls_in_nginx_and_streams_to_mosquitto(render):
+    rendering = render(SECRET_TLS)
+    block = stream(rendering)
+    assert directive_args(block, "ssl_certificate") == [["tls/tls.crt"]]
+    [server] = [body for _, _, body in children(block, "server")]
+    assert directive_args(server, "listen") == [["8883", "ssl"]]
+    assert directive_args(server, "set") == [["$mims_upstream", "mosquitto.alderbrook-ingestion.svc.cluster.local:1883"]]
+    assert directive_args(server, "proxy_pass") == [["$mims_upstream"]]
+    assert directive_args(block, "include") == [["resolver.conf"]]
+    pod = find(rendering, "Deployment", "gateway", NS)["spec"]["template"]["spec"]
+    assert {"name": "mqtt", "containerPort": 8883, "protocol": "TCP"} in pod["containers"][0]["ports"]
+
+
+def test_external_tls_streams_plain_mqtt_from_the_terminator_in_front(render):
+    block = stream(render())
+    [server] = [body for _, _, body in children(block, "server")]
+    assert directive_args(server, "listen") == [["8883"]]
+    assert not directive_args(block, "ssl_certificate")
+
+
+def test_no_public_mqtt_on_plain_http_trials_nor_through_the_gateway_behind_traefik(render):
+    for patch in ({"tls": {"mode": "none"}}, with_ingress(), with_ingress(SECRET_TLS)):
+        rendering = render(patch)
+        assert stream(rendering) is None
+        assert 8883 not in [p["port"] for p in find(rendering, "Service", "gateway", NS)["spec"]["ports"]]
+        egress = find(rendering, "NetworkPolicy", "allow-egress-gateway", NS)["spec"]["egress"]
+        assert not [r for r in egress if r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "mosquitto"]
+
+
 def test_cert_manager_solver_pods_are_reachable_from_traefik_only(render):
     policy = find(render(CERT_MANAGER_TLS), "NetworkPolicy", "allow-ingress-acme-http01-solver", NS)
     assert policy["spec"]["podSelector"] == {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}
@@ -354,13 +428,19 @@ def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_key
     egress = find(rendering, "NetworkPolicy", "allow-egress-gateway", NS)["spec"]["egress"]
     reached = {(r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
                for r in egress for p in r["ports"]}
-    assert {(e.workload, e.port) for _, e in public_endpoints(rendering)} | {("oauth2-proxy", 4180)} == reached
+    assert {(e.workload, e.port) for _, e in public_endpoints(rendering)} | {("oauth2-proxy", 4180),
+                                                                            ("mosquitto", 1883)} == reached
     [rule] = find(rendering, "NetworkPolicy", "allow-egress-oauth2-proxy", NS)["spec"]["egress"]
     assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "alderbrook-iam"}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
     assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8080},
-                                                                  {"protocol": "TCP", "port": 8443}]
+                                                                  {"protocol": "TCP", "port": 8443},
+                                                                  {"protocol": "TCP", "port": 8883}]
+    assert {"ports": [{"protocol": "TCP", "port": 1883}],
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mosquitto"}},
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingestion"}}}]} \
+        in egress
 
 
 @pytest.mark.parametrize("patch, ports", [({}, [8080]), (SECRET_TLS, [8080, 8443]), (with_ingress(), [])])
@@ -393,9 +473,26 @@ def test_minimal_profile_sizes(render):
 
 # --- the real nginx -----------------------------------------------------------------------------
 
+def loadable(conf: str) -> str:
+    """`conf` as the checker's nginx accepts it. The image's nginx (nginx.org's Alpine package) has the
+    stream module built in, so the rendered config loads no module; Debian's nginx, the checker here,
+    builds it as a dynamic module (`--with-stream=dynamic`, package libnginx-mod-stream), which a
+    config must load first."""
+    if not re.search(r"^stream \{", conf, re.M):
+        return conf
+    build = subprocess.run([require_tool("nginx"), "-V"], capture_output=True, text=True, timeout=30).stderr
+    if "--with-stream=dynamic" not in build:
+        return conf
+    module = Path(re.search(r"--modules-path=(\S+)", build).group(1)) / "ngx_stream_module.so"
+    if not module.exists():
+        pytest.fail(f"{module} is missing: install Debian's libnginx-mod-stream (scripts/test does)")
+    return f"load_module {module};\n" + conf
+
+
 def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
-    """What start.sh prepares in /tmp: nginx.conf, resolver.conf and, for tls, tls/tls.{crt,key}."""
-    (folder / "nginx.conf").write_text(conf)
+    """What start.sh prepares in /tmp: nginx.conf, resolver.conf and, for tls, tls/tls.{crt,key} (a
+    throwaway certificate for 127.0.0.1, which also serves as its own CA)."""
+    (folder / "nginx.conf").write_text(loadable(conf))
     (folder / "resolver.conf").write_text("resolver 127.0.0.1 valid=10s;\n")
     if tls:
         openssl = shutil.which("openssl")
@@ -403,6 +500,7 @@ def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
             pytest.skip("openssl is needed to make a throwaway certificate")
         (folder / "tls").mkdir()
         subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test",
+                        "-addext", "subjectAltName=IP:127.0.0.1",
                         "-keyout", str(folder / "tls" / "tls.key"), "-out", str(folder / "tls" / "tls.crt")],
                        check=True, capture_output=True)
     return folder / "nginx.conf"
@@ -424,10 +522,23 @@ def test_nginx_accepts_the_generated_config(render, tmp_path, patch):
     assert run.returncode == 0, run.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextmanager
+def running_nginx(conf: str, folder: Path, tls: bool = False):
+    """nginx with `conf`, each listener (8080, 8443, 8883) moved to a free loopback port; yields
+    {rendered port: local port}."""
+    nginx = require_tool("nginx")
+    ports = {port: free_port() for port in (8080, 8443, 8883)}
+    for port, local in ports.items():
+        conf = re.sub(rf"listen {port}\b", f"listen 127.0.0.1:{local}", conf)
+    path = nginx_prefix(conf, folder, tls)
+    proc = subprocess.Popen([nginx, "-p", f"{folder}/", "-c", str(path), "-e", "stderr", "-g", "daemon off;"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(ports[8080], proc)
+        yield ports
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 class Backend(BaseHTTPRequestHandler):
@@ -463,51 +574,79 @@ class FakeOauth2Proxy(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.scanners
-def test_nginx_refuses_a_write_without_a_valid_token(render, tmp_path):
-    nginx = require_tool("nginx")
-    conf = nginx_conf(render())
-    backend, auth, listen = free_port(), free_port(), free_port()
+@pytest.fixture
+def gateway(render, tmp_path):
+    """The rendered gateway (tls.mode external) in a real nginx, every API replaced by Backend and
+    oauth2-proxy by FakeOauth2Proxy; yields call(method, host, url, **headers) -> (status, headers, body)."""
+    backend, auth = free_port(), free_port()
     servers_ = [ThreadingHTTPServer(("127.0.0.1", port), handler)
                 for port, handler in ((backend, Backend), (auth, FakeOauth2Proxy))]
     for server in servers_:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    conf = conf.replace(f'"oauth2-proxy.{NS}.svc.cluster.local:4180"', f'"127.0.0.1:{auth}"')
+    conf = nginx_conf(render()).replace(f'"oauth2-proxy.{NS}.svc.cluster.local:4180"', f'"127.0.0.1:{auth}"')
     conf = re.sub(r'"[a-z0-9-]+\.alderbrook-[a-z-]+\.svc\.cluster\.local:\d+"', f'"127.0.0.1:{backend}"', conf)
-    conf = conf.replace("listen 8080", f"listen 127.0.0.1:{listen}")
-    path = nginx_prefix(conf, tmp_path, tls=False)
-    proc = subprocess.Popen([nginx, "-p", f"{tmp_path}/", "-c", str(path), "-e", "stderr", "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def call(method: str, host: str, url: str, **headers) -> tuple[int, dict, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
-        conn.request(method, url, body=b"{}" if method in ("POST", "PUT", "PATCH") else None,
-                     headers={"Host": host, **headers})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
 
     try:
-        for _ in range(50):
-            try:
-                socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                time.sleep(0.1)
-        api = f"api.{DOMAIN}"
-        status, headers, _ = call("POST", api, "/ngsi-ld/v1/entities")
-        assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="alderbrook"'
-        assert call("DELETE", api, "/ngsi-ld/v1/entities/x", Authorization="Bearer forged")[0] == 401
-        assert call("POST", api, "/ngsi-ld/v1/entities", Authorization="Bearer good",
-                    **{"X-Forwarded-User": "mallory"})[2] == b"POST user=alice"
-        assert call("GET", api, "/ngsi-ld/v1/entities", **{"X-Forwarded-User": "mallory"})[2] == b"GET user=None"
-        assert call("POST", f"iot.{DOMAIN}", "/iot/json")[0] == 200
-        assert call("GET", "elsewhere.example", "/")[0] == 404
+        with running_nginx(conf, tmp_path) as ports:
+            def call(method: str, host: str, url: str, **headers) -> tuple[int, dict, bytes]:
+                conn = http.client.HTTPConnection("127.0.0.1", ports[8080], timeout=5)
+                conn.request(method, url, body=b"{}" if method in ("POST", "PUT", "PATCH") else None,
+                             headers={"Host": host, **headers})
+                response = conn.getresponse()
+                return response.status, dict(response.getheaders()), response.read()
+            yield call
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         for server in servers_:
             server.shutdown()
+
+
+@pytest.mark.scanners
+def test_nginx_refuses_a_write_without_a_valid_token(gateway):
+    api = f"api.{DOMAIN}"
+    status, headers, _ = gateway("POST", api, "/ngsi-ld/v1/entities")
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="alderbrook"'
+    assert gateway("DELETE", api, "/ngsi-ld/v1/entities/x", Authorization="Bearer forged")[0] == 401
+    assert gateway("POST", api, "/ngsi-ld/v1/entities", Authorization="Bearer good",
+                   **{"X-Forwarded-User": "mallory"})[2] == b"POST user=alice"
+    assert gateway("GET", api, "/ngsi-ld/v1/entities", **{"X-Forwarded-User": "mallory"})[2] == b"GET user=None"
+    assert gateway("POST", f"iot.{DOMAIN}", "/iot/json")[0] == 200
+    assert gateway("GET", "elsewhere.example", "/")[0] == 404
+
+
+@pytest.mark.scanners
+def test_nginx_refuses_provisioning_reads_without_a_valid_token(gateway):
+    iot = f"iot.{DOMAIN}"
+    for path in ("/iot/groups", "/iot/services", "/iot/devices", "/iot/devices/parking-1"):
+        status, headers, body = gateway("GET", iot, path)
+        assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="alderbrook"', path
+        assert b"needs a bearer token" in body
+        assert gateway("GET", iot, path, Authorization="Bearer forged")[0] == 401
+        assert gateway("GET", iot, path, Authorization="Bearer good")[2] == b"GET user=alice"
+    assert gateway("POST", iot, "/iot/devices", Authorization="Bearer good")[2] == b"POST user=alice"
+    assert gateway("GET", iot, "/iot/json?k=key1&i=parking-1&t=1")[0] == 200, "devices need no token"
+
+
+@pytest.mark.scanners
+def test_a_device_publishes_over_tls_through_the_gateway_to_the_real_mosquitto(render, tmp_path):
+    """tls.mode secret without the ingress controller: nginx ends TLS on 8883 and streams MQTT to
+    Mosquitto (rendered config and ACL), where the agent receives the measure."""
+    rendering = render({**SECRET_TLS, "components": {"ingestion": {"options": {"device_users": ["parking-1"]}}}})
+    passwords = {"iot-agent": "agent-secret", "parking-1": "device-secret"}
+    data = find(rendering, "ConfigMap", "mosquitto-config", "alderbrook-ingestion")["data"]
+    (tmp_path / "mosquitto").mkdir()
+    (tmp_path / "nginx").mkdir()
+    with running_mosquitto(data, passwords, tmp_path / "mosquitto") as (_, mosquitto):
+        conf = nginx_conf(rendering).replace('"mosquitto.alderbrook-ingestion.svc.cluster.local:1883"',
+                                             f'"127.0.0.1:{mosquitto}"')
+        with running_nginx(conf, tmp_path / "nginx", tls=True) as ports:
+            ca = tmp_path / "nginx" / "tls" / "tls.crt"
+            agent = Client(mosquitto, "iot-agent", passwords["iot-agent"], "agent")
+            agent.subscribe("$share/json//+/+/attrs")
+            assert Client(ports[8883], "parking-1", "wrong", "parking-1", ca=ca).connack == NOT_AUTHORIZED
+            device = Client(ports[8883], "parking-1", passwords["parking-1"], "parking-1", ca=ca)
+            assert device.connack == 0
+            assert device.publish("/key1/parking-1/attrs", b'{"occupied": true}') == 0
+            assert agent.receive() == ("/key1/parking-1/attrs", b'{"occupied": true}')
 
 
 @pytest.mark.scanners

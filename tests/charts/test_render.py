@@ -12,7 +12,7 @@ from mims import paths
 from mims.blueprint import load_blueprint
 from mims.charts.meta import Chart
 from mims.charts.network import NON_PUBLIC_V4, NON_PUBLIC_V6
-from mims.charts.render import Renderer
+from mims.charts.render import Renderer, ResolvedEndpoint, _check_public_ports
 from mims.errors import ChartError, InvalidInput
 from tests.conftest import FIXTURES, find
 
@@ -205,3 +205,11 @@ def test_external_egress_opens_only_the_named_ports(fixture_renderer, platform):
                    {"ipBlock": {"cidr": "::/0", "except": NON_PUBLIC_V6}}]} in egress
     assert not any("ipBlock" in str(rule) for rule in
                    find(rendering, "NetworkPolicy", "allow-ingress-api")["spec"]["ingress"])
+
+
+def test_two_public_tcp_endpoints_cannot_share_a_public_port():
+    def tcp(component: str) -> ResolvedEndpoint:
+        return ResolvedEndpoint(component, f"x-{component}", "mqtt", "broker", 1883, "MQTT", True, "mqtt", "/",
+                                True, "tcp", False, 8883, "mqtts")
+    with pytest.raises(ChartError, match="public port 8883 is claimed by a/mqtt and b/mqtt"):
+        _check_public_ports([tcp("a"), tcp("b")])

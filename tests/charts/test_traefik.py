@@ -4,6 +4,7 @@ least-privilege RBAC on the namespaces it serves, one LoadBalancer in front of t
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from mims.blueprint import load_blueprint
 from tests.conftest import find, merge, pod_specs
@@ -37,11 +38,12 @@ def test_rendered_only_when_the_blueprint_asks(render):
     assert find(render(), "Deployment", "traefik", NS)
 
 
-def test_kubernetes_ingress_provider_only_and_no_crds(render):
+def test_kubernetes_ingress_provider_and_file_for_tcp_routes_only_no_crds(render):
     rendering = render()
     args = args_of(rendering)
     providers = {a.split("=")[0].split(".")[1] for a in args if a.startswith("--providers.")}
-    assert providers == {"kubernetesingress"}
+    assert providers == {"kubernetesingress", "file"}
+    assert {"--providers.file.filename=/etc/traefik/dynamic/tcp.yaml", "--providers.file.watch=false"} <= set(args)
     assert "--providers.kubernetesingress.ingressclass=traefik" in args
     assert not [o for o in rendering.objects() if o["kind"] == "CustomResourceDefinition"]
     assert not [a for a in args if a.startswith("--api")]  # no dashboard, no API
@@ -100,10 +102,11 @@ def test_non_root_ports_behind_a_load_balancer_on_80_and_443(render):
     rendering = render()
     service = find(rendering, "Service", "traefik-lb", NS)
     assert service["spec"]["type"] == "LoadBalancer"
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, "web"), (443, "websecure")]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, "web"), (443, "websecure"),
+                                                                                 (8883, "mqtt")]
     pod = traefik_pod(rendering)
     ports = {p["name"]: p["containerPort"] for p in pod["containers"][0]["ports"]}
-    assert ports == {"web": 8000, "websecure": 8443, "traefik": 8080}
+    assert ports == {"web": 8000, "websecure": 8443, "traefik": 8080, "mqtt": 8883}
     assert pod["securityContext"]["runAsUser"] == 65532
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert "add" not in pod["containers"][0]["securityContext"]["capabilities"]
@@ -141,12 +144,16 @@ def test_network_open_on_its_ports_forwarding_to_the_gateway_and_watching_the_ap
     rendering = render()
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-traefik", NS)["spec"]["ingress"]
     assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8000},
-                                                                  {"protocol": "TCP", "port": 8443}]
+                                                                  {"protocol": "TCP", "port": 8443},
+                                                                  {"protocol": "TCP", "port": 8883}]
     egress = find(rendering, "NetworkPolicy", "allow-egress-traefik", NS)["spec"]["egress"]
-    [gateway] = [r for r in egress if "podSelector" in r["to"][0]]
-    assert gateway["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}},
-                              "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": GATEWAY_NS}}}]
-    assert gateway["ports"] == [{"protocol": "TCP", "port": 8080}]
+    peers = {r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: r for r in egress
+             if "podSelector" in r["to"][0]}
+    assert set(peers) == {"gateway", "mosquitto"}
+    assert peers["gateway"]["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}},
+                                       "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": GATEWAY_NS}}}]
+    assert peers["gateway"]["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert peers["mosquitto"]["ports"] == [{"protocol": "TCP", "port": 1883}]
     [api_server] = [r for r in egress if "ipBlock" in r["to"][0]]
     assert api_server["ports"] == [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
     assert api_server["to"][0] == {"ipBlock": {"cidr": "0.0.0.0/0"}}  # its address differs per cluster
@@ -174,3 +181,54 @@ def test_traefik_reaches_acme_solver_pods_only_in_cert_manager_mode(render):
     [rule] = find(rendering, "NetworkPolicy", "allow-egress-traefik-acme-http01-solver", NS)["spec"]["egress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8089}]
     assert rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == GATEWAY_NS
+
+
+# --- public tcp endpoints (MQTT) -----------------------------------------------------------------
+
+def tcp_routes(rendering) -> dict:
+    return yaml.safe_load(find(rendering, "ConfigMap", "traefik-tcp", NS)["data"]["tcp.yaml"])["tcp"]
+
+
+@pytest.mark.parametrize("tls", [{"mode": "secret", "secret_name": "alderbrook-tls"}, {"mode": "cert-manager"}],
+                         ids=["secret", "cert-manager"])
+def test_mqtt_entry_point_ends_tls_for_the_mqtt_host_and_forwards_to_mosquitto(render, tls):
+    rendering = render({"tls": tls, **CERT_MANAGER})
+    args = args_of(rendering)
+    assert "--entryPoints.mqtt.address=:8883" in args
+    routes = tcp_routes(rendering)
+    assert routes["routers"] == {"ingestion-mqtt": {
+        "entryPoints": ["mqtt"], "rule": "HostSNI(`mqtt.data.alderbrook.example`)",
+        "service": "ingestion-mqtt", "tls": {}}}
+    assert routes["services"]["ingestion-mqtt"] == {"loadBalancer": {"servers": [
+        {"address": "mosquitto.alderbrook-ingestion.svc.cluster.local:1883"}]}}
+
+
+def test_mqtt_is_plain_tcp_behind_an_external_tls_terminator(render):
+    [router] = tcp_routes(render())["routers"].values()
+    assert router["rule"] == "HostSNI(`*`)" and "tls" not in router
+
+
+def test_routers_without_entry_points_stay_off_the_mqtt_entry_point(render):
+    args = args_of(render())
+    assert {"--entryPoints.web.asDefault=true", "--entryPoints.websecure.asDefault=true"} <= set(args)
+
+
+def test_tcp_routes_are_mounted_and_a_change_rolls_the_pods(render):
+    rendering = render()
+    pod = traefik_pod(rendering)
+    assert {"name": "tcp-routes", "configMap": {"name": "traefik-tcp", "defaultMode": 0o440}} in pod["volumes"]
+    [container] = pod["containers"]
+    assert {"name": "tcp-routes", "mountPath": "/etc/traefik/dynamic", "readOnly": True} in container["volumeMounts"]
+    annotation = find(rendering, "Deployment", "traefik", NS)["spec"]["template"]["metadata"]["annotations"]
+    other = find(render({"tls": {"mode": "secret", "secret_name": "alderbrook-tls"}}), "Deployment", "traefik",
+                 NS)["spec"]["template"]["metadata"]
+    assert annotation["mims.io/tcp-config-sha256"] != other["annotations"]["mims.io/tcp-config-sha256"]
+
+
+def test_no_mqtt_entry_point_on_plain_http_trials_or_without_ingestion(render):
+    for patch in ({"tls": {"mode": "none"}}, {"components": {"ingestion": {"enabled": False}}}):
+        rendering = render(patch)
+        assert not [a for a in args_of(rendering) if "mqtt" in a or a.startswith("--providers.file")]
+        assert not [o for o in rendering.objects() if o["metadata"]["name"] == "traefik-tcp"]
+        service = find(rendering, "Service", "traefik-lb", NS)
+        assert [p["port"] for p in service["spec"]["ports"]] == [80, 443]

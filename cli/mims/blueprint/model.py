@@ -157,8 +157,10 @@ RESERVED_MQTT_USERS = ("iot-agent", "passwd")
 class IngestionOptions(Strict):
     device_users: list[DnsLabel] = Field(
         default_factory=list, max_length=200,
-        description="MQTT user names for devices; passwords are generated at deploy time. "
-                    "`iot-agent` and `passwd` are taken.")
+        description="MQTT user names, one per device: the user name is the device's id, and the "
+                    "broker lets it publish and read only that device's topics (docs/components/"
+                    "ingestion.md). Passwords are generated at deploy time. `iot-agent` and `passwd` "
+                    "are taken.")
 
     @field_validator("device_users")
     @classmethod

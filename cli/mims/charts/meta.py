@@ -67,21 +67,42 @@ class Size(Strict):
 
 
 class Endpoint(Strict):
-    """A service other components (or the public, through the gateway) call."""
+    """A service other components (or the public, through the gateway) call.
+
+    `http` endpoints are routed by the gateway by host and path. A public `tcp` endpoint (MQTT, say)
+    is a raw stream the platform's public entry point (the ingress controller add-on, else the
+    gateway) takes on `public_port`, ends TLS for `host.<domain>` and forwards to `workload:port`."""
 
     name: Name
     workload: Name
     port: int = Field(ge=1, le=65535)
     description: str
-    public: bool = Field(False, description="routed by the gateway under `host.<domain>`")
+    protocol: Literal["http", "tcp"] = "http"
+    public: bool = Field(False, description="reachable from outside the cluster under `host.<domain>`")
     host: Name | None = None
     path: str = "/"
     writes_need_token: bool = Field(True, description="POST/PUT/PATCH/DELETE need an OIDC token")
+    reads_need_token: bool = Field(False, description="every method, GET/HEAD/OPTIONS too, needs an OIDC token")
+    public_port: int | None = Field(None, ge=1025, le=65535,
+                                    description="tcp: the port on the public load balancer (and on the entry "
+                                                "point's pods: above 1024, so no capability is needed)")
+    scheme: Name | None = Field(None, description="tcp: URL scheme shown to people, e.g. `mqtts`")
 
     @model_validator(mode="after")
-    def _public_needs_host(self) -> Endpoint:
+    def _consistent(self) -> Endpoint:
         if self.public and not self.host:
             raise ValueError("a public endpoint needs `host`")
+        if self.reads_need_token and not self.writes_need_token:
+            raise ValueError("`reads_need_token` needs `writes_need_token` too")
+        http_only = sorted({"path", "writes_need_token", "reads_need_token"} & self.model_fields_set)
+        if self.protocol == "tcp" and http_only:
+            raise ValueError(f"`{http_only[0]}` is for http endpoints; a tcp endpoint has no paths or methods")
+        if self.protocol == "http" and (self.public_port or self.scheme):
+            raise ValueError("`public_port` and `scheme` are for tcp endpoints")
+        if self.protocol == "tcp" and self.public and not (self.public_port and self.scheme):
+            raise ValueError("a public tcp endpoint needs `public_port` and `scheme`")
+        if self.protocol == "tcp" and self.public and len(self.name) > 15:
+            raise ValueError("a public tcp endpoint's name names a container port: at most 15 characters")
         return self
 
 
@@ -100,12 +121,20 @@ class Flow(Strict):
 
 
 class Call(Strict):
-    """Traffic to another component's endpoint (`component/endpoint`), `*` for every public one, or
-    `entrance` for the city's public URLs (`<host>.<domain>`), which land on the entrance ports."""
+    """Traffic to another component's endpoint (`component/endpoint`), `*` for every public http
+    endpoint, `*tcp` for every public tcp endpoint (the caller is then their public entry point and
+    also takes each one's `public_port` from anywhere), or `entrance` for the city's public URLs
+    (`<host>.<domain>`), which land on the entrance ports."""
 
     source: Name = Field(alias="from")
-    endpoint: Annotated[str, StringConstraints(pattern=r"^(\*|entrance|[a-z-]+/[a-z-]+)$")]
+    endpoint: Annotated[str, StringConstraints(pattern=r"^(\*|\*tcp|entrance|[a-z-]+/[a-z-]+)$")]
     tls: list[TlsMode] | None = Field(None, description="only with these `tls.mode`s (default: every mode)")
+    unless: Name | None = Field(None, description="no such traffic when this component is enabled")
+
+    @model_validator(mode="after")
+    def _unless_names_a_component(self) -> Call:
+        _check_component(self.unless)
+        return self
 
 
 class EntrancePort(Strict):
@@ -120,10 +149,14 @@ class EntrancePort(Strict):
 
     @model_validator(mode="after")
     def _unless_names_a_component(self) -> EntrancePort:
-        # A misspelt name would leave the port in force always, a wider policy than meant.
-        if self.unless is not None and self.unless not in COMPONENT_IDS:
-            raise ValueError(f"unless: `{self.unless}` is no component; use one of {', '.join(sorted(COMPONENT_IDS))}")
+        _check_component(self.unless)
         return self
+
+
+def _check_component(unless: str | None) -> None:
+    """A misspelt `unless` would leave the rule in force always, a wider policy than meant."""
+    if unless is not None and unless not in COMPONENT_IDS:
+        raise ValueError(f"unless: `{unless}` is no component; use one of {', '.join(sorted(COMPONENT_IDS))}")
 
 
 class External(Strict):

@@ -29,12 +29,15 @@ class Peer:
 
 def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
                      tls_mode: str) -> dict[str, list[dict]]:
-    """Policies per component id, for the enabled charts given as {component: chart}."""
+    """Policies per component id, for the enabled charts given as {component: chart}. With
+    `tls.mode: none` (plain-HTTP trials) public tcp endpoints stay internal: nothing calls them
+    through `*tcp`."""
     ingress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> sources
     egress: dict[tuple[str, str], set[Peer]] = defaultdict(set)   # (component, workload) -> targets
-    endpoints = {f"{c}/{e.name}": (c, e.workload, e.port) for c, chart in charts.items()
-                 for e in chart.meta.endpoints}
-    public = [(c, e.workload, e.port) for c, chart in charts.items() for e in chart.meta.endpoints if e.public]
+    endpoints = {f"{c}/{e.name}": (c, e) for c, chart in charts.items() for e in chart.meta.endpoints}
+    public_http = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "http"]
+    public_tcp = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "tcp"
+                  and tls_mode != "none"]
     # The pods and ports a public URL reaches once kube-proxy or the CNI has rewritten its address.
     entrance = [(c, e.workload, e.port) for c, chart in charts.items() for e in chart.meta.network.entrance
                 if e.unless not in charts and (e.tls is None or tls_mode in e.tls)]
@@ -48,14 +51,22 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
         for flow in net.flows:
             connect(component, flow.source, component, flow.to, flow.port)
         for call in net.calls:
-            if call.tls is not None and tls_mode not in call.tls:
+            if call.unless in charts or (call.tls is not None and tls_mode not in call.tls):
                 continue
             if call.endpoint == "*":
-                targets = public
+                targets = [(c, e.workload, e.port) for c, e in public_http]
+            elif call.endpoint == "*tcp":
+                targets = [(c, e.workload, e.port) for c, e in public_tcp]
+                # The caller is the public entry point: it listens on each endpoint's public port.
+                for _, endpoint in public_tcp:
+                    ingress[(component, call.source)].add(Peer(None, None, endpoint.public_port))
             elif call.endpoint == ENTRANCE:
                 targets = entrance
+            elif call.endpoint in endpoints:
+                target_component, endpoint = endpoints[call.endpoint]
+                targets = [(target_component, endpoint.workload, endpoint.port)]
             else:
-                targets = [endpoints[call.endpoint]] if call.endpoint in endpoints else []
+                targets = []
             for target_component, workload, port in targets:
                 connect(component, call.source, target_component, workload, port)
         for opening in net.open:

@@ -50,8 +50,9 @@ class Rendering:
         """Every public endpoint with the URL people use, in component order."""
         bp = self.loaded.blueprint
         scheme = "http" if bp.tls.mode == "none" else "https"
-        return [(e, f"{scheme}://{e.host}.{bp.domain}{e.path}") for e in self.endpoints.values()
-                if e.public and e.host]
+        return [(e, f"{e.scheme}://{e.host}.{bp.domain}:{e.public_port}" if e.protocol == "tcp"
+                 else f"{scheme}://{e.host}.{bp.domain}{e.path}")
+                for e in self.endpoints.values() if e.public and e.host]
 
     def objects(self) -> list[dict]:
         return [obj for stack in self.stacks for obj in stack.objects]
@@ -75,6 +76,10 @@ class ResolvedEndpoint:
     host: str | None
     path: str
     writes_need_token: bool
+    protocol: str = "http"
+    reads_need_token: bool = False
+    public_port: int | None = None
+    scheme: str | None = None
 
     @property
     def service_host(self) -> str:
@@ -133,11 +138,17 @@ class Renderer:
         sections = bp.enabled_components()
         charts = {c: self.chart_for(c, s.implementation) for c, s in sections.items()}
         namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
+        # A public tcp endpoint carries device passwords: never over plain TCP from outside, so with
+        # `tls.mode: none` (local trials) it stays inside the cluster.
+        expose_tcp = bp.tls.mode != "none"
         endpoints = {
             f"{c}/{e.name}": ResolvedEndpoint(c, namespaces[c], e.name, e.workload, e.port, e.description,
-                                              e.public, e.host, e.path, e.writes_need_token)
+                                              e.public and (e.protocol == "http" or expose_tcp), e.host,
+                                              e.path, e.writes_need_token, e.protocol, e.reads_need_token,
+                                              e.public_port, e.scheme)
             for c, chart in charts.items() for e in chart.meta.endpoints
         }
+        _check_public_ports(endpoints.values())
         metrics = scrape_targets(charts, namespaces, bp.budget.profile)
         scheme = "http" if bp.tls.mode == "none" else "https"
         shared = {
@@ -244,6 +255,18 @@ def _template_cache() -> jinja2.BytecodeCache | None:
     except OSError:
         return None
     return jinja2.FileSystemBytecodeCache(str(folder))
+
+
+def _check_public_ports(endpoints) -> None:
+    """Two public tcp endpoints cannot share a port of the one public entry point."""
+    seen: dict[int, ResolvedEndpoint] = {}
+    for e in endpoints:
+        if e.public and e.protocol == "tcp":
+            if e.public_port in seen:
+                other = seen[e.public_port]
+                raise ChartError(f"public port {e.public_port} is claimed by {other.component}/{other.name} and "
+                                 f"{e.component}/{e.name}; give one of them another `public_port` in its chart.yaml")
+            seen[e.public_port] = e
 
 
 def _fail(message: str):

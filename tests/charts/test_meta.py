@@ -1,0 +1,38 @@
+"""chart.yaml's endpoint rules: what an http and a tcp endpoint may say, and the token settings."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from mims.charts.meta import Endpoint
+
+BASE = {"name": "mqtt", "workload": "broker", "port": 1883, "description": "MQTT"}
+PUBLIC_TCP = {**BASE, "protocol": "tcp", "public": True, "host": "mqtt", "public_port": 8883, "scheme": "mqtts"}
+
+
+def test_a_public_tcp_endpoint_has_a_host_a_public_port_and_a_scheme():
+    endpoint = Endpoint.model_validate(PUBLIC_TCP)
+    assert (endpoint.protocol, endpoint.public_port, endpoint.scheme) == ("tcp", 8883, "mqtts")
+    for missing in ("public_port", "scheme"):
+        with pytest.raises(ValidationError, match="needs `public_port` and `scheme`"):
+            Endpoint.model_validate({k: v for k, v in PUBLIC_TCP.items() if k != missing})
+
+
+@pytest.mark.parametrize("field, value", [("path", "/mqtt"), ("writes_need_token", False), ("reads_need_token", True)])
+def test_a_tcp_endpoint_has_no_paths_or_methods(field, value):
+    with pytest.raises(ValidationError, match=f"`{field}` is for http endpoints"):
+        Endpoint.model_validate({**PUBLIC_TCP, field: value})
+
+
+def test_public_ports_are_for_tcp_endpoints_above_1024():
+    with pytest.raises(ValidationError, match="`public_port` and `scheme` are for tcp endpoints"):
+        Endpoint.model_validate({**BASE, "public_port": 8883})
+    with pytest.raises(ValidationError, match="greater than or equal to 1025"):
+        Endpoint.model_validate({**PUBLIC_TCP, "public_port": 883})
+
+
+def test_reads_need_token_means_every_method_so_writes_too():
+    assert Endpoint.model_validate({**BASE, "reads_need_token": True}).writes_need_token
+    with pytest.raises(ValidationError, match="`reads_need_token` needs `writes_need_token` too"):
+        Endpoint.model_validate({**BASE, "reads_need_token": True, "writes_need_token": False})
