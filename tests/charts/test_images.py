@@ -10,7 +10,8 @@ import pytest
 
 from mims import paths
 from mims.blueprint import load_blueprint
-from mims.charts.images import containers_of, image_list, mirrored, split_registry
+from mims.charts.images import image_list
+from mims.charts.mirror import containers_of, mirrored, split_registry
 from mims.errors import ChartError
 from tests.conftest import find
 

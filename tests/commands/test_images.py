@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mims.charts.images import mirrored
+from mims.charts.mirror import mirrored
 from tests.conftest import EXAMPLES
 
 SMALL_CITY = next(p for p in EXAMPLES if p.name == "small-city.yaml")

@@ -15,7 +15,7 @@ import yaml
 from mims import paths
 from mims.blueprint.loader import LoadedBlueprint
 from mims.charts.footprint import Footprint, footprint_of
-from mims.charts.images import Mirror
+from mims.charts.mirror import Mirror
 from mims.charts.inputs import component_inputs
 from mims.charts.meta import Chart, load_charts
 from mims.charts.network import network_policies
