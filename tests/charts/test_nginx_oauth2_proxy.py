@@ -358,9 +358,27 @@ def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_key
     [rule] = find(rendering, "NetworkPolicy", "allow-egress-oauth2-proxy", NS)["spec"]["egress"]
     assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "alderbrook-iam"}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
-    ingress = find(rendering, "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
-    assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8080},
-                                                                  {"protocol": "TCP", "port": 8443}]
+
+
+PUBLIC_ADDRESSES = [
+    {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                                                 "172.16.0.0/12", "192.168.0.0/16"]}},
+    {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
+]
+
+
+def test_as_the_load_balancer_entry_point_the_gateway_takes_public_addresses_and_no_pod(render):
+    ingress = find(render(SECRET_TLS), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
+    assert ingress == [{"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
+                        "from": PUBLIC_ADDRESSES}]
+
+
+def test_behind_the_ingress_controller_only_traefiks_pods_reach_the_gateway(render):
+    ingress = find(render(with_ingress()), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
+    assert ingress == [{"ports": [{"protocol": "TCP", "port": 8080}],
+                        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                                  "namespaceSelector": {"matchLabels": {
+                                      "kubernetes.io/metadata.name": "alderbrook-ingress-controller"}}}]}]
 
 
 def test_standard_profile_runs_two_of_each_with_disruption_budgets(render):
