@@ -47,7 +47,8 @@ def postgres_bin() -> Path:
 
 
 def require_postgis(bin_dir: Path) -> None:
-    sharedir = subprocess.run([bin_dir / "pg_config", "--sharedir"], capture_output=True, text=True, check=True).stdout.strip()
+    sharedir = subprocess.run([bin_dir / "pg_config", "--sharedir"], capture_output=True, text=True,
+                              check=True).stdout.strip()
     if not (Path(sharedir) / "extension" / "postgis.control").exists():
         missing("PostGIS")
 
