@@ -118,3 +118,11 @@ def test_image_mirror_must_be_a_registry_host_and_path(write_blueprint, mirror):
 @pytest.mark.parametrize("mirror", ["registry.city.example/mims", "localhost:5000", "10.0.0.5:5000/city/prod"])
 def test_image_mirror_accepts_a_host_with_port_and_path(write_blueprint, mirror):
     assert load_blueprint(write_blueprint({"images": {"mirror": mirror}})).blueprint.images.mirror == mirror
+
+
+def test_a_control_character_in_a_display_name_is_refused_where_it_stands(write_blueprint):
+    path = write_blueprint({"city": {"display_name": "Alder\x7fbrook"}})
+    with pytest.raises(InvalidInput) as raised:
+        load_blueprint(path)
+    [problem] = raised.value.problems
+    assert problem.field == "city.display_name" and problem.line is not None

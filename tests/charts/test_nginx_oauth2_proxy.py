@@ -434,9 +434,9 @@ def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_key
     assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "alderbrook-iam"}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
-    assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8080},
-                                                                  {"protocol": "TCP", "port": 8443},
-                                                                  {"protocol": "TCP", "port": 8883}]
+    assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8883}]
+    assert {"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
+            "from": PUBLIC_ADDRESSES} in ingress
     assert {"ports": [{"protocol": "TCP", "port": 1883}],
             "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mosquitto"}},
                     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingestion"}}}]} \
@@ -448,10 +448,37 @@ def test_callers_of_public_urls_may_reach_the_listeners_the_load_balancer_forwar
     """Without the ingress controller the gateway's LoadBalancer is the city's public address: the broker
     (which fetches @context documents by public URL) lands on 8080, and on 8443 where TLS is served."""
     ingress = find(render(patch), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
-    broker = [p["port"] for r in ingress if "from" in r
+    broker = [p["port"] for r in ingress if "podSelector" in r.get("from", [{}])[0]
               if r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "orion-ld"
               for p in r["ports"]]
     assert broker == ports
+
+
+PUBLIC_ADDRESSES = [
+    {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                                                 "172.16.0.0/12", "192.168.0.0/16"]}},
+    {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
+]
+
+
+def test_as_the_load_balancer_entry_point_the_gateway_takes_public_addresses_and_no_pod(render):
+    ingress = find(render(SECRET_TLS), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
+    public = [r for r in ingress if r.get("from") == PUBLIC_ADDRESSES]
+    assert public == [{"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
+                       "from": PUBLIC_ADDRESSES}]
+    # Besides them only pods named by a chart's call (the broker fetching public URLs) and, on the
+    # MQTT port alone, anyone (docs/components/ingestion.md).
+    others = [r for r in ingress if r not in public]
+    assert all("podSelector" in r["from"][0] for r in others if "from" in r)
+    assert [r["ports"] for r in others if "from" not in r] == [[{"protocol": "TCP", "port": 8883}]]
+
+
+def test_behind_the_ingress_controller_only_traefiks_pods_reach_the_gateway(render):
+    ingress = find(render(with_ingress()), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
+    assert ingress == [{"ports": [{"protocol": "TCP", "port": 8080}],
+                        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                                  "namespaceSelector": {"matchLabels": {
+                                      "kubernetes.io/metadata.name": "alderbrook-ingress-controller"}}}]}]
 
 
 def test_standard_profile_runs_two_of_each_with_disruption_budgets(render):

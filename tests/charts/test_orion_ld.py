@@ -40,12 +40,12 @@ def test_broker_reaches_its_database_by_service_name(render):
     assert [p["port"] for p in service["spec"]["ports"]] == [27017]
 
 
-def test_mongo_runs_with_authentication_and_the_broker_logs_in(render):
+def test_mongo_runs_with_authentication_and_the_broker_logs_in_as_its_own_user(render):
     rendering = render()
     [mongo] = find(rendering, "StatefulSet", "broker-db")["spec"]["template"]["spec"]["containers"]
     assert "--auth" in mongo["args"]
-    assert env_of(mongo)["MONGO_INITDB_ROOT_PASSWORD_FILE"] == "/run/secrets/db/password"
-    assert env_of(broker_container(rendering))["ORIONLD_MONGO_USER"] == "root"
+    assert "env" not in mongo  # the set-up init container made the users; mongod needs no password
+    assert env_of(broker_container(rendering))["ORIONLD_MONGO_USER"] == "orionld"
 
 
 def test_db_password_reaches_the_broker_only_through_a_file(render):

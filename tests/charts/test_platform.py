@@ -120,6 +120,31 @@ def test_no_secret_value_is_rendered(rendering):
             assert not [e for e in c.get("envFrom") or [] if "secretRef" in e]
 
 
+def test_only_a_databases_set_up_step_holds_its_superuser_password(rendering):
+    """Applications log in with roles of their own: the Secret `<database>-superuser` is mounted by the
+    set-up init container of that database's StatefulSet and by no other container (secrets reach
+    containers only as volumes, see test_no_secret_value_is_rendered)."""
+    superuser_secrets = {o["metadata"]["name"] for o in rendering.objects()
+                         if o["kind"] == "Secret" and o["metadata"]["name"].endswith("-superuser")}
+    assert superuser_secrets
+    holders = set()
+    for obj, pod in pod_specs(rendering):
+        volumes = {}
+        for volume in pod.get("volumes") or []:
+            names = [volume.get("secret", {}).get("secretName")] + \
+                [s["secret"]["name"] for s in (volume.get("projected") or {}).get("sources", []) if "secret" in s]
+            volumes[volume["name"]] = {n for n in names if n in superuser_secrets}
+        for kind in ("containers", "initContainers"):
+            for c in pod.get(kind) or []:
+                for mount in c.get("volumeMounts") or []:
+                    for secret in volumes.get(mount["name"], ()):
+                        assert (obj["kind"], kind, c["name"], secret) == \
+                            ("StatefulSet", "initContainers", "set-up", f"{obj['metadata']['name']}-superuser"), \
+                            (obj["metadata"]["name"], c["name"], secret)
+                        holders.add(secret)
+    assert holders == superuser_secrets
+
+
 def test_service_account_tokens_are_not_mounted_by_default(rendering):
     for obj, pod in pod_specs(rendering):
         if pod.get("serviceAccountName"):

@@ -3,10 +3,12 @@ quotas from footprints, overrides, stacks."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mims import paths
 from mims.blueprint import load_blueprint
@@ -213,3 +215,10 @@ def test_two_public_tcp_endpoints_cannot_share_a_public_port():
                                 True, "tcp", False, 8883, "mqtts")
     with pytest.raises(ChartError, match="public port 8883 is claimed by a/mqtt and b/mqtt"):
         _check_public_ports([tcp("a"), tcp("b")])
+
+
+def test_quote_writes_strings_yaml_and_json_both_read(renderer):
+    """DEL and C1 controls pass json.dumps unescaped but are not allowed raw in YAML."""
+    value = "Alder\x7fbrook \x80 Ærø \u2028 \"q\""
+    quoted = renderer.env.filters["quote"](value)
+    assert yaml.safe_load(quoted) == value and json.loads(quoted) == value

@@ -43,12 +43,14 @@ def test_broker_reaches_its_database_by_service_name(render):
     assert [p["port"] for p in service["spec"]["ports"]] == [5432]
 
 
-def test_database_and_user_match_what_postgres_creates(render):
+def test_database_and_role_match_what_the_set_up_creates(render):
     rendering = render()
     [scorpio] = pod_of(rendering, "Deployment", "scorpio")["containers"]
-    [postgres] = pod_of(rendering, "StatefulSet", "broker-db")["containers"]
-    assert (env_of(scorpio)["DBNAME"], env_of(scorpio)["DBUSER"]) == \
-        (env_of(postgres)["POSTGRES_DB"], env_of(postgres)["POSTGRES_USER"])
+    [set_up] = pod_of(rendering, "StatefulSet", "broker-db")["initContainers"]
+    roles = find(rendering, "ConfigMap", "broker-db-set-up")["data"]["roles.sql"]
+    assert env_of(scorpio)["DBNAME"] == env_of(set_up)["POSTGRES_DB"]
+    assert f"\\set app_role '{env_of(scorpio)['DBUSER']}'" in roles
+    assert "CREATEDB" in roles.split("ALTER ROLE :\"app_role\" WITH")[1].split(";")[0]
 
 
 def test_database_is_postgis(render):
@@ -66,8 +68,13 @@ def test_db_password_reaches_the_broker_only_through_a_file(render):
     [secret] = [v["secret"] for v in pod["volumes"] if "secret" in v]
     assert secret == {"secretName": "broker-db-credentials", "defaultMode": 0o440}
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"] >= 10000
-    [postgres] = pod_of(rendering, "StatefulSet", "broker-db")["containers"]
-    assert env_of(postgres)["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db/password"
+    # The database's set-up gives Scorpio's role this password; the superuser has its own.
+    db_pod = pod_of(rendering, "StatefulSet", "broker-db")
+    [set_up] = db_pod["initContainers"]
+    assert env_of(set_up)["APP_PASSWORD_FILE"] == "/run/secrets/db-app/password"
+    assert env_of(set_up)["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db-superuser/password"
+    secrets = {v["name"]: v["secret"]["secretName"] for v in db_pod["volumes"] if "secret" in v}
+    assert secrets == {"app": "broker-db-credentials", "superuser": "broker-db-superuser"}
 
 
 @pytest.mark.parametrize("profile", ["minimal-50k", "standard"])

@@ -32,7 +32,11 @@ def test_json_lists_each_image_once_with_every_use(cli):
         "image": "docker.io/library/mongo:8.0.26", "mirrored": None, "components": ["broker", "ingestion"],
         "used_by": [
             {"component": "broker", "namespace": "alderbrook-broker", "kind": "StatefulSet", "name": "broker-db",
+             "container": "set-up", "init": True},
+            {"component": "broker", "namespace": "alderbrook-broker", "kind": "StatefulSet", "name": "broker-db",
              "container": "mongo", "init": False},
+            {"component": "ingestion", "namespace": "alderbrook-ingestion", "kind": "StatefulSet",
+             "name": "ingestion-db", "container": "set-up", "init": True},
             {"component": "ingestion", "namespace": "alderbrook-ingestion", "kind": "StatefulSet",
              "name": "ingestion-db", "container": "mongo", "init": False},
         ]}

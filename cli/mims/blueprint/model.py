@@ -18,6 +18,9 @@ _PATH = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*"
 REGISTRY_PATTERN = (rf"^((localhost|{_LABEL}(\.{_LABEL})+)(:[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}})"
                     rf"(/{_PATH})*$")
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=24)]
+# A line people read (page titles, names in reports): no control characters, which would break the
+# YAML, JSON and HTML it is written into.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
 Hostname = Annotated[str, StringConstraints(max_length=200, pattern=HOSTNAME_PATTERN)]
 Profile = Literal["minimal-50k", "standard"]
 PROFILES: tuple[str, ...] = ("minimal-50k", "standard")
@@ -31,7 +34,7 @@ class City(Strict):
     """Who the platform is for; `name` becomes part of every namespace, so it is a DNS label."""
 
     name: DnsLabel = Field(description="DNS-safe short name, e.g. `alderbrook`; prefixes namespaces.")
-    display_name: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+    display_name: Text = Field(
         description="Name shown to people, e.g. on the algorithm register page.")
     country: Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)] = Field(
         description="ISO 3166-1 alpha-2 country code, e.g. `NL`.")
@@ -64,7 +67,7 @@ class Staff(Strict):
 class LineItem(Strict):
     """A cost the platform does not show: a domain, a support contract, training, external backup."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(description="What it is.")
+    name: Text = Field(description="What it is.")
     amount_eur: float = Field(ge=0, le=100_000_000, description="EUR per `per`.")
     per: Literal["once", "month", "year"] = Field(description="`once` (first year only), `month` or `year`.")
 
@@ -175,7 +178,7 @@ class IngestionOptions(Strict):
 
 
 class CatalogueOptions(Strict):
-    site_title: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+    site_title: Text | None = Field(
         None, description="Title of the catalogue site; defaults to `<display name> open data`.")
 
 

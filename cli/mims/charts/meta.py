@@ -170,11 +170,25 @@ class External(Strict):
     reason: str = Field(min_length=10, description="why the workload needs it; shown in docs and reviews")
 
 
+class Opening(Strict):
+    """A port that takes traffic no pod selector can name: an entry point of the cluster or a port the
+    Kubernetes API server calls."""
+
+    workload: Name
+    port: int = Field(ge=1, le=65535)
+    source: Literal["internet", "anywhere"] = Field(
+        alias="from", description="`internet`: public addresses only (private, CGNAT and link-local ranges "
+                                  "excluded, so no pod either); `anywhere`: any address and any pod")
+    unless: Name | None = Field(
+        None, description="a component whose presence closes this opening: it stands in front of the "
+                          "workload and reaches it through a `calls` entry of its own")
+
+
 class Network(Strict):
     flows: list[Flow] = Field(default_factory=list)
     external: list[External] = Field(default_factory=list)
     calls: list[Call] = Field(default_factory=list)
-    open: list[MetricsTarget] = Field(default_factory=list, description="reachable from anywhere")
+    open: list[Opening] = Field(default_factory=list)
     scrapes: Name | None = Field(None, description="this workload scrapes every metrics target")
     entrance: list[EntrancePort] = Field(default_factory=list,
                                          description="where the city's public address lands inside the cluster")

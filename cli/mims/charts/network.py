@@ -24,7 +24,7 @@ class Peer:
     namespace: str | None  # None: an address outside any selector (see `outside`)
     workload: str | None
     port: int
-    outside: str = "anywhere"  # for egress to addresses: "internet" or "anywhere"
+    outside: str = "anywhere"  # for a peer that is addresses: "internet" or "anywhere"
 
 
 def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
@@ -70,7 +70,8 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
             for target_component, workload, port in targets:
                 connect(component, call.source, target_component, workload, port)
         for opening in net.open:
-            ingress[(component, opening.workload)].add(Peer(None, None, opening.port))
+            if opening.unless not in charts:
+                ingress[(component, opening.workload)].add(Peer(None, None, opening.port, opening.source))
         for external in net.external:
             for port in external.ports:
                 egress[(component, external.source)].add(Peer(None, None, port, external.to))
@@ -100,11 +101,13 @@ def _policy(namespace: str, workload: str, direction: str, peers: set[Peer]) -> 
             if peer_ns != namespace:
                 selector["namespaceSelector"] = {"matchLabels": {NS_LABEL: peer_ns}}
             rule["from" if direction == "Ingress" else "to"] = [selector]
-        elif direction == "Egress" and outside == "internet":
-            rule["to"] = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_V4}},
-                          {"ipBlock": {"cidr": "::/0", "except": NON_PUBLIC_V6}}]
+        elif outside == "internet":
+            rule["from" if direction == "Ingress" else "to"] = [
+                {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_V4)}},
+                {"ipBlock": {"cidr": "::/0", "except": list(NON_PUBLIC_V6)}}]
         elif direction == "Egress":
             rule["to"] = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+        # Ingress from anywhere: a rule without `from` admits every source, pods included.
         rules.append(rule)
     return {
         "apiVersion": "networking.k8s.io/v1",

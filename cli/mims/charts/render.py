@@ -107,7 +107,7 @@ class Renderer:
             autoescape=False,
             bytecode_cache=_template_cache(),
         )
-        self.env.filters["quote"] = lambda v: json.dumps(v, ensure_ascii=False)
+        self.env.filters["quote"] = _quote
         self.env.filters["to_json"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent,
                                                                          sort_keys=True)
         self.env.filters["sha256"] = lambda v: hashlib.sha256(str(v).encode()).hexdigest()
@@ -267,6 +267,15 @@ def _check_public_ports(endpoints) -> None:
                 raise ChartError(f"public port {e.public_port} is claimed by {other.component}/{other.name} and "
                                  f"{e.component}/{e.name}; give one of them another `public_port` in its chart.yaml")
             seen[e.public_port] = e
+
+
+# Characters YAML does not allow unescaped (DEL and the C1 controls) but json.dumps leaves as they are.
+_YAML_UNPRINTABLE = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
+def _quote(value) -> str:
+    """A JSON string literal that is also a valid YAML double-quoted scalar."""
+    return json.dumps(value, ensure_ascii=False).translate(_YAML_UNPRINTABLE)
 
 
 def _fail(message: str):
