@@ -218,7 +218,7 @@ def test_two_public_tcp_endpoints_cannot_share_a_public_port():
 
 
 def test_quote_writes_strings_yaml_and_json_both_read(renderer):
-    """DEL and C1 controls pass json.dumps unescaped but are not allowed raw in YAML."""
-    value = "Alder\x7fbrook \x80 Ærø \u2028 \"q\""
+    """DEL, C1 controls, line separators and BOMs pass json.dumps unescaped; YAML does not read them back."""
+    value = "Alder\x7fbrook \x80 Ærø \u2028 \u2029 \ufeff \"q\""
     quoted = renderer.env.filters["quote"](value)
     assert yaml.safe_load(quoted) == value and json.loads(quoted) == value

@@ -269,8 +269,10 @@ def _check_public_ports(endpoints) -> None:
             seen[e.public_port] = e
 
 
-# Characters YAML does not allow unescaped (DEL and the C1 controls) but json.dumps leaves as they are.
-_YAML_UNPRINTABLE = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+# Characters json.dumps leaves as they are but YAML does not read back raw in a double-quoted
+# scalar: DEL and the C1 controls are not allowed, the line and paragraph separators fold into
+# spaces, a byte order mark is dropped.
+_YAML_UNPRINTABLE = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0x2029, 0xFEFF]}
 
 
 def _quote(value) -> str:
