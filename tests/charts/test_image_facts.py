@@ -20,6 +20,8 @@ from tests.conftest import pod_specs
 PATH_TOKEN = re.compile(r"(?<![\w.:/~$@%+-])/[\w.][\w.@+-]*(?:/[\w.][\w.@+-]*)*/?")
 # `NAME=value` (also after `export`) and `export NAME OTHER`: variables a script sets for the program.
 ASSIGNED = re.compile(r"(?<![\w.$-])([A-Z][A-Z0-9_]*)=")
+# Read by the POSIX shell that runs the chart's scripts (`/bin/sh`, like its path, is no image fact).
+SHELL_VARIABLES = {"IFS"}
 EXPORTED = re.compile(r"^\s*export\s+([A-Z][A-Z0-9_]*(?:\s+[A-Z][A-Z0-9_]*)*)\s*$", re.MULTILINE)
 # Not the image's to provide: the shells the charts' wrappers run (every image here is built on a
 # distribution base that ships them) and the files the kubelet mounts into every container.
@@ -104,12 +106,16 @@ def defines(run: Run, path: str) -> bool:
 
 
 def variables_set(run: Run) -> set[str]:
-    """Variables the container sets: its `env` list plus those its scripts assign or export."""
-    names = {e["name"] for e in run.container.get("env", [])}
+    """Variables the container sets for the image's software: its `env` list plus those its scripts
+    assign or export, less `env` entries only the chart's own code reads (named in the command line
+    or in a file of the chart's ConfigMaps mounted there: scripts, SQL, JavaScript) and the variables
+    the shell itself reads."""
     scripts = without_comments(run.scripts())
-    names |= set(ASSIGNED.findall(scripts))
-    names |= {n for group in EXPORTED.findall(scripts) for n in group.split()}
-    return names
+    env = {e["name"] for e in run.container.get("env", [])}
+    exported = {n for group in EXPORTED.findall(scripts) for n in group.split()}
+    own_code = without_comments("\n".join([run.command_line(), *run.files.values()]))
+    chart_reads = {n for n in env - exported if re.search(rf"(?<!\w){n}(?!\w)", own_code)}
+    return (env - chart_reads) | set(ASSIGNED.findall(scripts)) - SHELL_VARIABLES | exported
 
 
 def http_probes(run: Run) -> set[tuple[int, str]]:
