@@ -183,6 +183,12 @@ def disagreements(runs: list[Run], facts: dict[str, ImageFacts], check) -> tuple
     return compared, problems
 
 
+def assert_agreement(runs: list[Run], facts: dict[str, ImageFacts], check) -> None:
+    """Something was compared, and nothing disagreed (every disagreement listed)."""
+    compared, problems = disagreements(runs, facts, check)
+    assert compared > 0 and problems == [], "\n".join(problems)
+
+
 def chart_images() -> set[str]:
     return {f"{image.repository}:{image.tag}"
             for chart in load_charts(paths.charts_dir()).values() for image in chart.meta.images.values()}
@@ -200,8 +206,7 @@ def test_container_paths_exist_in_the_image(runs, facts):
     def check(run, image):
         return [None if image.path_known(p) else f"runs {p}, which the image does not have"
                 for p in sorted(image_paths(run))]
-    compared, problems = disagreements(runs, facts, check)
-    assert compared > 0 and problems == [], "\n".join(problems)
+    assert_agreement(runs, facts, check)
 
 
 def test_container_ports_are_ports_the_image_serves_or_the_container_configures(runs, facts):
@@ -210,8 +215,7 @@ def test_container_ports_are_ports_the_image_serves_or_the_container_configures(
         return [None if port in served or configures(run, image, port)
                 else f"declares port {port}, which the image does not serve and the container does not configure"
                 for port in (p["containerPort"] for p in run.container.get("ports", []))]
-    compared, problems = disagreements(runs, facts, check)
-    assert compared > 0 and problems == [], "\n".join(problems)
+    assert_agreement(runs, facts, check)
 
 
 def test_http_probes_hit_health_endpoints_of_the_image_or_its_configuration(runs, facts):
@@ -220,8 +224,7 @@ def test_http_probes_hit_health_endpoints_of_the_image_or_its_configuration(runs
         return [None if probe in endpoints or defines(run, probe[1])
                 else f"probes port {probe[0]} path {probe[1]}, not a health endpoint of the image"
                 for probe in sorted(http_probes(run))]
-    compared, problems = disagreements(runs, facts, check)
-    assert compared > 0 and problems == [], "\n".join(problems)
+    assert_agreement(runs, facts, check)
 
 
 def test_variables_set_are_read_by_the_image(runs, facts):
@@ -229,8 +232,7 @@ def test_variables_set_are_read_by_the_image(runs, facts):
         read = {e.name for e in image.env}
         return [None if name in read else f"sets {name}, which the image's software is not shown to read"
                 for name in sorted(variables_set(run))]
-    compared, problems = disagreements(runs, facts, check)
-    assert compared > 0 and problems == [], "\n".join(problems)
+    assert_agreement(runs, facts, check)
 
 
 def test_paths_the_image_writes_are_volumes_on_a_read_only_root(runs, facts):
@@ -240,8 +242,7 @@ def test_paths_the_image_writes_are_volumes_on_a_read_only_root(runs, facts):
         configuration = run.configuration(image)
         return [None if run.mounted(w.path) else f"has a read-only root but no volume at {w.path} ({w.what})"
                 for w in image.writable if w.written(configuration)]
-    compared, problems = disagreements(runs, facts, check)
-    assert compared > 0 and problems == [], "\n".join(problems)
+    assert_agreement(runs, facts, check)
 
 
 def test_checks_read_scripts_and_named_files_but_skip_volumes_and_urls():
