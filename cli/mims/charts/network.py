@@ -27,6 +27,12 @@ class Peer:
     outside: str = "anywhere"  # for a peer that is addresses: "internet" or "anywhere"
 
 
+def tcp_exposed(tls_mode: str) -> bool:
+    """A public tcp endpoint carries passwords (MQTT devices'): never over plain TCP from outside, so
+    with `tls.mode: none` (local trials) it stays inside the cluster."""
+    return tls_mode != "none"
+
+
 def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
                      tls_mode: str) -> dict[str, list[dict]]:
     """Policies per component id, for the enabled charts given as {component: chart}. With
@@ -37,7 +43,7 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
     endpoints = {f"{c}/{e.name}": (c, e) for c, chart in charts.items() for e in chart.meta.endpoints}
     public_http = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "http"]
     public_tcp = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "tcp"
-                  and tls_mode != "none"]
+                  and tcp_exposed(tls_mode)]
     # The pods and ports a public URL reaches once kube-proxy or the CNI has rewritten its address.
     entrance = [(c, e.workload, e.port) for c, chart in charts.items() for e in chart.meta.network.entrance
                 if e.unless not in charts and (e.tls is None or tls_mode in e.tls)]

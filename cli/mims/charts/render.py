@@ -18,7 +18,7 @@ from mims.charts.footprint import Footprint, footprint_of
 from mims.charts.mirror import Mirror
 from mims.charts.inputs import component_inputs
 from mims.charts.meta import Chart, load_charts
-from mims.charts.network import network_policies
+from mims.charts.network import network_policies, tcp_exposed
 from mims.charts.overrides import apply_overrides, unmatched_overrides
 from mims.charts.scrape import metrics_services, scrape_targets
 from mims.errors import ChartError
@@ -138,9 +138,7 @@ class Renderer:
         sections = bp.enabled_components()
         charts = {c: self.chart_for(c, s.implementation) for c, s in sections.items()}
         namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
-        # A public tcp endpoint carries device passwords: never over plain TCP from outside, so with
-        # `tls.mode: none` (local trials) it stays inside the cluster.
-        expose_tcp = bp.tls.mode != "none"
+        expose_tcp = tcp_exposed(bp.tls.mode)
         endpoints = {
             f"{c}/{e.name}": ResolvedEndpoint(c, namespaces[c], e.name, e.workload, e.port, e.description,
                                               e.public and (e.protocol == "http" or expose_tcp), e.host,
