@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mims.blueprint.loader import pydantic_problems
+from mims.blueprint.problems import pydantic_problems
 from mims.errors import ChartError
 from mims.yamlsource import load_trusted_yaml, load_yaml
 

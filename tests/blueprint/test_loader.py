@@ -44,7 +44,7 @@ def test_unknown_implementation_lists_choices_and_guesses():
     found = problems_of(BAD / "many-problems.yaml")
     broker = next(p for p in found if "components.broker.implementation" in p)
     assert ":12:21:" in broker
-    assert "'orion-ld' or 'scorpio'" in broker and "did you mean `orion-ld`?" in broker
+    assert "available: `orion-ld`, `scorpio`" in broker and "did you mean `orion-ld`?" in broker
 
 
 def test_value_out_of_range_names_the_bound():

@@ -30,6 +30,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+IMPLEMENTATION_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+
+def implementation(*shipped: str) -> Any:
+    """The `implementation` field of a component: the first shipped chart by default. Any chart found
+    at run time is accepted (the loader checks the name against them: charts/meta.py `implementation_problems`), so
+    the JSON Schema offers the shipped ones as suggestions next to a free name, not a closed list."""
+
+    def suggest(schema: dict[str, Any]) -> None:
+        schema.pop("type", None)
+        schema.pop("pattern", None)
+        schema["anyOf"] = [{"enum": list(shipped)}, {"type": "string", "pattern": IMPLEMENTATION_PATTERN}]
+
+    return Field(shipped[0], json_schema_extra=suggest,
+                 description=f"Chart that implements the component; shipped: {', '.join(f'`{s}`' for s in shipped)}; a chart of your own is found through `charts.paths` or "
+                             "MIMS_CHARTS_PATH (docs/charts.md).")
+
+
+Implementation = Annotated[str, StringConstraints(pattern=IMPLEMENTATION_PATTERN, max_length=40)]
+
+
 class City(Strict):
     """Who the platform is for; `name` becomes part of every namespace, so it is a DNS label."""
 
@@ -199,50 +220,50 @@ class MonitoringOptions(Strict):
 
 class Iam(Strict):
     enabled: bool = True
-    implementation: Literal["keycloak"] = "keycloak"
+    implementation: Implementation = implementation("keycloak")
     options: IamOptions = IamOptions()
 
 
 class Broker(Strict):
     enabled: bool = True
-    implementation: Literal["orion-ld", "scorpio"] = "orion-ld"
+    implementation: Implementation = implementation("orion-ld", "scorpio")
 
 
 class DataModels(Strict):
     """MIM2: the city's JSON-LD @context documents, served over HTTP."""
 
     enabled: bool = True
-    implementation: Literal["context-server"] = "context-server"
+    implementation: Implementation = implementation("context-server")
     options: DataModelsOptions = DataModelsOptions()
 
 
 class Ingestion(Strict):
     enabled: bool = True
-    implementation: Literal["iotagent-json"] = "iotagent-json"
+    implementation: Implementation = implementation("iotagent-json")
     options: IngestionOptions = IngestionOptions()
 
 
 class Catalogue(Strict):
     enabled: bool = True
-    implementation: Literal["ckan"] = "ckan"
+    implementation: Implementation = implementation("ckan")
     options: CatalogueOptions = CatalogueOptions()
 
 
 class AiRegistry(Strict):
     enabled: bool = True
-    implementation: Literal["ats-register"] = "ats-register"
+    implementation: Implementation = implementation("ats-register")
     options: AiRegistryOptions = AiRegistryOptions()
 
 
 class Gateway(Strict):
     enabled: bool = True
-    implementation: Literal["nginx-oauth2-proxy"] = "nginx-oauth2-proxy"
+    implementation: Implementation = implementation("nginx-oauth2-proxy")
     options: GatewayOptions = GatewayOptions()
 
 
 class Monitoring(Strict):
     enabled: bool = True
-    implementation: Literal["prometheus-grafana"] = "prometheus-grafana"
+    implementation: Implementation = implementation("prometheus-grafana")
     options: MonitoringOptions = MonitoringOptions()
 
 
@@ -261,7 +282,7 @@ class Components(Strict):
 
 class IngressController(Strict):
     enabled: bool = False
-    implementation: Literal["traefik"] = "traefik"
+    implementation: Implementation = implementation("traefik")
 
 
 class CertManagerOptions(Strict):
@@ -274,7 +295,7 @@ class CertManagerOptions(Strict):
 
 class CertManager(Strict):
     enabled: bool = False
-    implementation: Literal["cert-manager"] = "cert-manager"
+    implementation: Implementation = implementation("cert-manager")
     options: CertManagerOptions = CertManagerOptions()
 
 
@@ -311,6 +332,18 @@ class Override(Strict):
     patch: dict[str, Any] = Field(description="Merge patch; `null` removes a key, lists are replaced.")
 
 
+class Charts(Strict):
+    """Charts of the city's own, found next to the ones mims ships (docs/charts.md)."""
+
+    paths: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=20,
+        description="Folders (relative to the blueprint) that hold chart folders, each with a "
+                    "`chart.yaml`. They are searched after the shipped charts and before the folders in "
+                    "the environment variable MIMS_CHARTS_PATH; a chart's `component` and "
+                    "`implementation` name what it implements, and a second chart for the same pair "
+                    "is an error, so a chart of your own never replaces a shipped one silently.")
+
+
 class Blueprint(Strict):
     """A city's MIMs platform."""
 
@@ -324,6 +357,7 @@ class Blueprint(Strict):
     components: Components = Field(Components(), description="One section per platform component.")
     addons: Addons = Field(Addons(), description="Optional cluster-wide software.")
     images: Images = Field(Images(), description="Where container images are pulled from (air-gapped clusters).")
+    charts: Charts = Field(Charts(), description="Where charts of the city's own are found.")
     overrides: list[Override] = Field(
         default_factory=list, description="Integrators' merge patches on rendered objects, applied last.")
 

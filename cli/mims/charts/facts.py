@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from mims import paths
-from mims.blueprint.loader import pydantic_problems
+from mims.blueprint.problems import pydantic_problems
 from mims.errors import ChartError
 from mims.yamlsource import load_trusted_yaml, load_yaml
 

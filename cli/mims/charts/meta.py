@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+import difflib
+import hashlib
+import os
+import re
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from mims.blueprint.model import PROFILES, Addons, Components, Profile, TlsMode
+from mims import paths
+from mims.blueprint.model import IMPLEMENTATION_PATTERN, PROFILES, Addons, Components, Profile, TlsMode
+from mims.blueprint.problems import pydantic_problems
 from mims.charts.quantity import bytes_of, cpu_millicores
-from mims.blueprint.loader import pydantic_problems
 from mims.errors import ChartError
 from mims.yamlsource import load_trusted_yaml, load_yaml
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+CHARTS_PATH_VARIABLE = "MIMS_CHARTS_PATH"
 ENTRANCE = "entrance"  # a call's target: the city's public address (see `Network.entrance`)
 # Chart component ids: the blueprint's sections, `ai_registry` spelled `ai-registry`.
 COMPONENT_IDS = frozenset(n.replace("_", "-") for n in (*Components.model_fields, *Addons.model_fields))
@@ -232,36 +238,123 @@ class ChartMeta(Strict):
 
 
 class Chart:
-    """A chart folder: `chart.yaml`, `templates/*.yaml.j2`, optional `files/` for config file templates."""
+    """A chart folder: `chart.yaml`, `templates/*.yaml.j2`, optional `files/` for config file templates.
 
-    def __init__(self, path: Path, meta: ChartMeta):
+    `key` is the first part of its template names: the folder name for a shipped chart; for a chart
+    of the city's own the folder name and a digest of its path, so two cities' folders of the same
+    name never stand for each other in one renderer."""
+
+    def __init__(self, path: Path, meta: ChartMeta, key: str | None = None):
         self.path = path
         self.meta = meta
+        self.key = key or path.name
 
     @classmethod
-    def load(cls, path: Path) -> Chart:
+    def load(cls, path: Path, key: str | None = None) -> Chart:
         try:
             meta = ChartMeta.model_validate(load_trusted_yaml(path / "chart.yaml"))
         except ValidationError as exc:
             source = load_yaml(path / "chart.yaml")
             raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, ChartMeta))) from None
-        return cls(path, meta)
+        return cls(path, meta, key)
 
     @cached_property
     def templates(self) -> list[str]:
-        """Template names relative to the charts root, in a stable order."""
+        """Template names (`<key>/templates/<file>`), in a stable order."""
         folder = self.path / "templates"
-        return sorted(f"{self.path.name}/templates/{p.name}" for p in folder.glob("*.yaml.j2"))
+        return sorted(f"{self.key}/templates/{p.name}" for p in folder.glob("*.yaml.j2"))
 
 
-def load_charts(root: Path) -> dict[tuple[str, str], Chart]:
-    """Every chart under `root`, keyed by (component, implementation)."""
+def load_charts(root: Path, own: bool = False) -> dict[tuple[str, str], Chart]:
+    """Every chart under `root`, keyed by (component, implementation). `own`: a folder of the city's
+    own charts, whose charts must implement one of the blueprint's components."""
     charts: dict[tuple[str, str], Chart] = {}
     for chart_yaml in sorted(root.glob("*/chart.yaml")):
-        chart = Chart.load(chart_yaml.parent)
-        key = (chart.meta.component, chart.meta.implementation)
-        if key in charts:
-            raise ChartError(f"{chart_yaml}: implementation {key[1]!r} of {key[0]!r} is also in "
-                             f"{charts[key].path}")
-        charts[key] = chart
+        folder = chart_yaml.parent
+        key = f"{folder.name}@{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}" if own else None
+        chart = Chart.load(folder, key)
+        if own and chart.meta.component not in COMPONENT_IDS:
+            raise ChartError(f"{chart_yaml}: component `{chart.meta.component}` is no component of the "
+                             f"blueprint; use one of {', '.join(sorted(COMPONENT_IDS))}")
+        _add(charts, chart)
     return charts
+
+
+def _add(charts: dict[tuple[str, str], Chart], chart: Chart) -> None:
+    key = (chart.meta.component, chart.meta.implementation)
+    if key in charts:
+        raise ChartError(f"{chart.path / 'chart.yaml'}: implementation {key[1]!r} of {key[0]!r} is also in "
+                         f"{charts[key].path / 'chart.yaml'}; rename one of the implementations")
+    charts[key] = chart
+
+
+def own_chart_roots(listed: list[str], base_dir: Path | None) -> list[Path]:
+    """The folders of the city's own charts, in search order: `listed` (the blueprint's
+    `charts.paths`, relative to its folder), then MIMS_CHARTS_PATH (os.pathsep-separated, relative to
+    the working folder). The shipped charts come before both."""
+    base = base_dir or Path.cwd()
+    from_env = [Path(p) for p in os.environ.get(CHARTS_PATH_VARIABLE, "").split(os.pathsep) if p]
+    return [base / p for p in listed] + from_env
+
+
+def all_charts(listed: list[str], base_dir: Path | None,
+               shipped: dict[tuple[str, str], Chart] | None = None) -> dict[tuple[str, str], Chart]:
+    """The shipped charts (or `shipped`, a renderer's) and the city's own: a second chart for the same
+    component and implementation is an error naming both files."""
+    if shipped is None:
+        shipped = _cached_charts(paths.charts_dir(), False, _stamp(paths.charts_dir()))
+    charts = dict(shipped)
+    for root in own_chart_roots(listed, base_dir):
+        for chart in _cached_charts(root.resolve(), True, _stamp(root)).values():
+            _add(charts, chart)
+    return charts
+
+
+def _stamp(root: Path) -> tuple:
+    """What a cached reading of `root` depends on: its chart.yaml files and their modification times."""
+    return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(root.glob("*/chart.yaml")))
+
+
+@lru_cache(maxsize=32)
+def _cached_charts(root: Path, own: bool, stamp: tuple) -> dict[tuple[str, str], Chart]:
+    """Blueprints are validated often (every command, the tests); chart.yaml files seldom change."""
+    return load_charts(root, own)
+
+
+def implementation_problems(data: Any, base_dir: Path | None) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every `implementation` the blueprint sets names a chart for its component, shipped or the
+    city's own, as (field path, message). Reads the raw mapping, so these problems come together with
+    the model's own; values the model rejects anyway are left to it."""
+    data = data if isinstance(data, dict) else {}
+    charts = data.get("charts") if isinstance(data.get("charts"), dict) else {}
+    listed = charts.get("paths") if isinstance(charts.get("paths"), list) else []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for i, path in enumerate(listed):
+        if isinstance(path, str) and path and not ((base_dir or Path.cwd()) / path).is_dir():
+            problems.append((("charts", "paths", i), f"folder {path} does not exist next to the blueprint; "
+                                                     "give a folder that holds chart folders"))
+    for path in os.environ.get(CHARTS_PATH_VARIABLE, "").split(os.pathsep):
+        if path and not Path(path).is_dir():
+            problems.append(((), f"{CHARTS_PATH_VARIABLE} names {path}, which is no folder; correct or "
+                                 "unset the variable"))
+    if problems or not all(isinstance(p, str) and p for p in listed):
+        return problems
+    available: dict[str, list[str]] = {}
+    for component, impl in all_charts(listed, base_dir):
+        available.setdefault(component, []).append(impl)
+    for group, model in (("components", Components), ("addons", Addons)):
+        sections = data.get(group) if isinstance(data.get(group), dict) else {}
+        for name, section in sections.items():
+            impl = section.get("implementation") if isinstance(section, dict) else None
+            if name not in model.model_fields or not isinstance(impl, str) \
+                    or not re.fullmatch(IMPLEMENTATION_PATTERN, impl):
+                continue
+            choices = sorted(available.get(name.replace("_", "-"), []))
+            if impl in choices:
+                continue
+            message = f"no chart implements `{impl}` for {name}; available: {', '.join(f'`{c}`' for c in choices)}"
+            guess = difflib.get_close_matches(impl, choices, n=1, cutoff=0.6)
+            message += (f"; did you mean `{guess[0]}`?" if guess else
+                        "; a chart of your own goes in a folder named by `charts.paths` (docs/charts.md)")
+            problems.append(((group, name, "implementation"), message))
+    return problems

@@ -17,7 +17,7 @@ from mims.blueprint.loader import LoadedBlueprint
 from mims.charts.footprint import Footprint, footprint_of
 from mims.charts.mirror import Mirror
 from mims.charts.inputs import component_inputs
-from mims.charts.meta import Chart, load_charts
+from mims.charts.meta import Chart, all_charts, load_charts
 from mims.charts.network import network_policies, tcp_exposed
 from mims.charts.overrides import apply_overrides, unmatched_overrides
 from mims.charts.scrape import metrics_services, scrape_targets
@@ -98,8 +98,9 @@ class Renderer:
         self.stacks = load_stacks(stacks_root or paths.stacks_dir())
         self.charts = load_charts(self.charts_root)
         self._binary_cache: dict[tuple[Path, str], list[tuple[str, str]]] = {}
+        self._loader = _ChartsLoader(self.charts_root)
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.charts_root)),
+            loader=self._loader,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             trim_blocks=True,
@@ -115,18 +116,19 @@ class Renderer:
         self.env.globals["binary_files"] = self._binary_files
         self.env.globals["fail"] = _fail
 
-    def chart_for(self, component: str, implementation: str) -> Chart:
+    def chart_for(self, component: str, implementation: str,
+                  charts: dict[tuple[str, str], Chart] | None = None) -> Chart:
         try:
-            return self.charts[(component, implementation)]
+            return (charts or self.charts)[(component, implementation)]
         except KeyError:
             raise ChartError(f"no chart for component `{component}` implementation `{implementation}` "
-                             f"under {self.charts_root}") from None
+                             f"under {self.charts_root} or the blueprint's `charts.paths`") from None
 
     @jinja2.pass_context
     def _binary_files(self, ctx: jinja2.runtime.Context, pattern: str) -> list[tuple[str, str]]:
         """(file name, base64) of the current chart's `files/<pattern>`, sorted: files shipped as they
         are (wheels, archives) for ConfigMaps' `binaryData`. Read once per renderer."""
-        folder = self.charts_root / ctx.name.split("/", 1)[0] / "files"
+        folder = self._loader.folder(ctx.name.split("/", 1)[0]) / "files"
         key = (folder, pattern)
         if key not in self._binary_cache:
             self._binary_cache[key] = [(path.name, base64.b64encode(path.read_bytes()).decode("ascii"))
@@ -136,7 +138,9 @@ class Renderer:
     def render(self, loaded: LoadedBlueprint) -> Rendering:
         bp = loaded.blueprint
         sections = bp.enabled_components()
-        charts = {c: self.chart_for(c, s.implementation) for c, s in sections.items()}
+        available = all_charts(bp.charts.paths, loaded.base_dir, self.charts)
+        charts = {c: self.chart_for(c, s.implementation, available) for c, s in sections.items()}
+        self._loader.add(charts.values())
         namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
         expose_tcp = tcp_exposed(bp.tls.mode)
         endpoints = {
@@ -227,6 +231,31 @@ class Renderer:
                     raise ChartError(f"{template_name} rendered something that is not a Kubernetes object")
                 objects.append(_finish(doc, context))
         return objects
+
+
+class _ChartsLoader(jinja2.BaseLoader):
+    """Template names start with a chart's key (`scorpio/templates/...`); shipped charts and the
+    macros in `_lib/` are under the charts root, a city's own charts wherever their folder is."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.shipped = jinja2.FileSystemLoader(str(root))
+        self.own: dict[str, jinja2.FileSystemLoader] = {}
+
+    def add(self, charts) -> None:
+        for chart in charts:
+            if chart.key != chart.path.name:
+                self.own.setdefault(chart.key, jinja2.FileSystemLoader(str(chart.path)))
+
+    def folder(self, key: str) -> Path:
+        own = self.own.get(key)
+        return Path(own.searchpath[0]) if own else self.root / key
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        key, _, rest = template.partition("/")
+        if key in self.own:
+            return self.own[key].get_source(environment, rest)
+        return self.shipped.get_source(environment, template)
 
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

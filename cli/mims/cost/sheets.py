@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from mims import paths
+from mims.blueprint.problems import pydantic_problems
 from mims.errors import ChartError
 from mims.yamlsource import load_trusted_yaml, load_yaml
 
@@ -160,9 +161,6 @@ def load_sheet(path: Path) -> Sheet:
     try:
         sheet = Sheet.model_validate(data)
     except ValidationError as exc:
-        # Local import: the blueprint loader imports this module to check `budget.hosting`.
-        from mims.blueprint.loader import pydantic_problems
-
         problems = pydantic_problems(exc, load_yaml(path), Sheet)
         raise ChartError("price sheet is broken:\n" + "\n".join(str(p) for p in problems)) from None
     if sheet.id != path.stem:

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from mims.blueprint.loader import pydantic_problems
+from mims.blueprint.problems import pydantic_problems
 from mims.errors import InvalidInput, Problem, ToolchainError
 from mims.yamlsource import load_trusted_yaml, load_yaml
 
