@@ -63,7 +63,8 @@ def validate(
         rendering = Renderer().render(load_blueprint(blueprint))
         cost = estimate(rendering)
     except InvalidInput as exc:
-        show(fmt, data=lambda: {"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+        problems = [p.as_dict() for p in exc.problems]
+        show(fmt, data=lambda: {"valid": False, "problems": problems})
         raise
     if not cost.within_cap:
         err.print(f"warning: {over_cap_message(cost)}", markup=False)
