@@ -103,3 +103,13 @@ def cli(monkeypatch, capsys):
         return exit_info.value.code, captured.out, captured.err
 
     return run
+
+
+class Said:
+    """A `mims.progress.Progress` that keeps its lines, for tests of what a step reports."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, text: str, style: str | None = None) -> None:
+        self.lines.append(text)

@@ -12,6 +12,7 @@ import yaml
 from mims.blueprint.model import Cluster
 from mims.cluster import ClusterConnection, SimCluster, resolve
 from mims.errors import ClusterError
+from tests.conftest import Said
 
 
 def kubeconfig(path: Path, contexts: list[str], current: str | None = None) -> Path:
@@ -100,7 +101,7 @@ def test_simulated_cluster_is_created_when_asked(home, monkeypatch):
     calls = []
     monkeypatch.setattr(SimCluster, "create", lambda self, cpu=None, memory=None, progress=None:
                         calls.append((self.name, cpu, memory, progress)))
-    say = print
+    say = Said()
     connection = resolve(Cluster(target="sim"), sim_name="ci", create_sim=True, sim_node=("8", "32Gi"),
                          progress=say)
     assert calls == [("ci", "8", "32Gi", say)]

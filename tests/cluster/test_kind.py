@@ -10,6 +10,7 @@ import pytest
 from mims.blueprint.model import Cluster
 from mims.cluster import KindCluster, resolve
 from mims.errors import ClusterError
+from tests.conftest import Said
 
 # Keeps its clusters in $FAKE_KIND_STATE, one name a line; logs each call's provider to $FAKE_KIND_LOG.
 FAKE_KIND = r"""#!/bin/sh
@@ -66,10 +67,10 @@ def test_create_status_delete(fake_bin, home, tmp_path):
     install(fake_bin, "docker")
     install(fake_bin, "kind", FAKE_KIND)
     cluster = KindCluster("demo")
-    said = []
-    status = cluster.create(progress=said.append)
+    said = Said()
+    status = cluster.create(progress=said)
     assert status.exists and status.nodes == 1 and status.context == "kind-demo"
-    assert said[-1] == 'Creating cluster "demo" ...'
+    assert said.lines[-1] == 'Creating cluster "demo" ...'
     assert cluster.kubeconfig == home / "clusters" / "kind-demo" / "kubeconfig"
     assert "current-context: kind-demo" in cluster.kubeconfig.read_text()
     assert stat.S_IMODE(cluster.kubeconfig.stat().st_mode) == 0o600

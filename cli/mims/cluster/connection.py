@@ -5,7 +5,6 @@ the `ClusterConnection` this module returns."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -15,13 +14,12 @@ import yaml
 from mims.cluster.kind import KindCluster
 from mims.cluster.sim import SimCluster
 from mims.errors import ClusterError
+from mims.progress import SILENT, Progress
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from mims.blueprint.model import Cluster
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class ClusterConnection:
 
 def resolve(cluster: Cluster | None, *, kubeconfig: Path | None = None, context: str | None = None,
             sim_name: str = "mims", create_sim: bool = False, sim_node: tuple[str, str] | None = None,
-            progress: Progress | None = None) -> ClusterConnection:
+            progress: Progress = SILENT) -> ClusterConnection:
     """`--kubeconfig`/`--context` win over the blueprint's `cluster` section; without either, the
     blueprint's target decides (a simulated cluster when there is no section). `create_sim` starts
     the simulated or kind cluster when it is not running, else its absence is an error; a new

@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mims import paths
 from mims.cluster import pki
 from mims.errors import ClusterError
+from mims.progress import SILENT, Progress
 
-Progress = Callable[[str], None]
 CREATE_WAIT = "5m"  # until the control plane is Ready; pulling the node image comes on top
 TAIL_LINES = 15
 
@@ -42,16 +41,15 @@ class KindCluster:
     def exists(self) -> bool:
         return self.name in self._run(["get", "clusters"]).split()
 
-    def create(self, progress: Progress | None = None) -> KindStatus:
+    def create(self, progress: Progress = SILENT) -> KindStatus:
         """Creates the cluster unless it exists; either way writes its kubeconfig."""
-        say = progress or (lambda _text: None)
         if self.exists():
-            say(f"kind cluster `{self.name}` already exists")
+            progress.say(f"kind cluster `{self.name}` already exists")
         else:
-            say(f"creating kind cluster `{self.name}` (the first run pulls the node image)")
+            progress.say(f"creating kind cluster `{self.name}` (the first run pulls the node image)")
             self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
             self._run(["create", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig),
-                       "--wait", CREATE_WAIT], say)
+                       "--wait", CREATE_WAIT], progress)
         self.write_kubeconfig()
         return self.status()
 
@@ -73,12 +71,12 @@ class KindCluster:
         nodes = len(self._run(["get", "nodes", "--name", self.name]).split()) if exists else 0
         return KindStatus(self.name, exists, nodes, self.kubeconfig, self.context)
 
-    def _run(self, args: list[str], say: Progress | None = None) -> str:
-        """Runs `kind ARGS` and returns its stdout. With `say`, output lines are relayed as they come
+    def _run(self, args: list[str], progress: Progress | None = None) -> str:
+        """Runs `kind ARGS` and returns its stdout. With `progress`, output lines are relayed as they come
         (kind reports its progress on stderr) and merged into what is returned."""
         kind, env = _kind()
         cmd = [kind, *args]
-        if say is None:
+        if progress is None:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, errors="replace", check=False)
             output, lines = done.stdout, done.stderr.splitlines()
             code = done.returncode
@@ -90,7 +88,7 @@ class KindCluster:
             for line in process.stdout:
                 lines.append(line.rstrip())
                 if line.strip():
-                    say(line.strip())
+                    progress.say(line.strip())
             output, code = "\n".join(lines), process.wait()
         if code != 0:
             tail = "".join(f"\n  {line}" for line in lines[-TAIL_LINES:])

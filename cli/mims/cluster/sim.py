@@ -36,9 +36,8 @@ from mims import paths
 from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.cluster import pki
 from mims.errors import ClusterError, UsageError
-from mims.toolchain import InstalledTool, install
-
-Progress = Callable[[str], None]
+from mims.progress import SILENT, Progress
+from mims.toolchain import InstalledTool, install, tool_lines
 
 # Start order; stopped in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -123,34 +122,33 @@ class SimCluster:
     # Lifecycle
 
     def create(self, *, cpu: str | None = None, memory: str | None = None,
-               progress: Progress | None = None) -> SimStatus:
+               progress: Progress = SILENT) -> SimStatus:
         """Starts the cluster and returns when a pod could be created: the node is Ready and the
         `default` ServiceAccount exists. A running cluster is returned as it is; a stopped one is
         restarted on its data. `cpu` and `memory` size the node of a new cluster."""
-        say = progress or (lambda _text: None)
         node = {"cpu": cpu or DEFAULT_CPU, "memory": memory or DEFAULT_MEMORY}
         _check_size(node["cpu"], node["memory"])
-        with self._locked(say):
+        with self._locked(progress):
             state = self._read_state()
             if self._pki.is_dir() and state.get("node"):
                 if (cpu or memory) and state["node"] != node:
-                    say(f"the node keeps the size it was created with ({state['node']['cpu']} CPU, "
+                    progress.say(f"the node keeps the size it was created with ({state['node']['cpu']} CPU, "
                         f"{state['node']['memory']})")
                 node = state["node"]
             alive = self._alive(state)
             if len(alive) == len(COMPONENTS) and self._api(state).ready():
-                say(f"simulated cluster `{self.name}` is already running")
+                progress.say(f"simulated cluster `{self.name}` is already running")
                 return self.status()
             if alive:
-                say(f"stopping the {len(alive)} of {len(COMPONENTS)} processes still running")
+                progress.say(f"stopping the {len(alive)} of {len(COMPONENTS)} processes still running")
                 _terminate(alive)
-            tools = install(TOOLS, progress=lambda tool, text: say(f"{tool}: {text}"))
+            tools = install(TOOLS, progress=tool_lines(progress))
             if not self._pki.is_dir():
-                say("generating certificates")
+                progress.say("generating certificates")
                 self.dir.mkdir(parents=True, exist_ok=True)
                 pki.generate(self._pki)
             try:
-                self._start(tools, node, say)
+                self._start(tools, node, progress)
             except BaseException:
                 _terminate(self._alive(self._read_state()))
                 raise
@@ -208,7 +206,7 @@ class SimCluster:
     # ----------------------------------------------------------------------------------------------
     # Starting
 
-    def _start(self, tools: dict[str, InstalledTool], node: dict[str, str], say: Progress) -> None:
+    def _start(self, tools: dict[str, InstalledTool], node: dict[str, str], progress: Progress) -> None:
         etcd_client, etcd_peer, api_port, kwok_port = _free_ports(4)
         api_url = f"https://127.0.0.1:{api_port}"
         kubeconfigs = self.dir / "kubeconfigs"
@@ -272,11 +270,11 @@ class SimCluster:
         }
         api = self._api(state)
         started = time.monotonic()
-        say("starting etcd and kube-apiserver")
+        progress.say("starting etcd and kube-apiserver")
         for name in ("etcd", "kube-apiserver"):
             self._spawn(name, commands[name], state)
         self._wait("the API server to be ready (/readyz)", "kube-apiserver", state, api.ready)
-        say(f"API server ready at {api_url} after {time.monotonic() - started:.1f} s; "
+        progress.say(f"API server ready at {api_url} after {time.monotonic() - started:.1f} s; "
             "starting controller-manager, scheduler and kwok")
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             self._spawn(name, commands[name], state)
@@ -286,7 +284,7 @@ class SimCluster:
                    lambda: _condition(api.get(f"/api/v1/nodes/{NODE_NAME}")[1], "Ready"))
         self._wait("the `default` ServiceAccount", "kube-controller-manager", state,
                    lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200)
-        say(f"simulated cluster `{self.name}` ready after {time.monotonic() - started:.1f} s "
+        progress.say(f"simulated cluster `{self.name}` ready after {time.monotonic() - started:.1f} s "
             f"(node {NODE_NAME}: {node['cpu']} CPU, {node['memory']})")
 
     def _spawn(self, name: str, argv: list, state: dict) -> None:
@@ -370,7 +368,7 @@ class SimCluster:
         return _Api(state.get("api_url", ""), self._pki)
 
     @contextmanager
-    def _locked(self, say: Progress) -> Iterator[None]:
+    def _locked(self, progress: Progress) -> Iterator[None]:
         """One `mims` at a time creates, stops or deletes a given cluster. The lock file lives beside
         the cluster's folder, so deleting the folder does not pull it from under a waiting process."""
         locks = self.root / ".locks"
@@ -379,7 +377,7 @@ class SimCluster:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                say(f"waiting for another mims process working on cluster `{self.name}`")
+                progress.say(f"waiting for another mims process working on cluster `{self.name}`")
                 fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -10,10 +10,14 @@ from mims.blueprint import load_blueprint
 from mims.blueprint.starter import StarterAnswers, write_starter
 from mims.charts.output import summary
 from mims.charts.render import Renderer
-from mims.console import err, interactive, out, print_json
+from mims.commands.options import Blueprint, Quiet, json_flag
+from mims.console import err, interactive, output_format, show
 from mims.cost.guard import over_cap_message
 from mims.cost.model import estimate
 from mims.errors import InvalidInput, UsageError
+from mims.progress import progress_lines
+
+Json = json_flag("a summary")
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +34,7 @@ def init(
     profile: str = typer.Option("minimal-50k", help="minimal-50k or standard."),
     broker: str = typer.Option("orion-ld", help="NGSI-LD broker: orion-ld or scorpio."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    quiet: Quiet = False,
 ) -> None:
     """Write a starter blueprint. Asks for what is missing when run at a terminal."""
     answers = {"city": city, "display_name": display_name, "country": country, "domain": domain}
@@ -44,29 +49,28 @@ def init(
     write_starter(path, StarterAnswers(name=answers["city"], display_name=answers["display_name"],
                                        country=answers["country"], domain=answers["domain"],
                                        profile=profile, broker=broker), force=force)
-    err.print(f"wrote {path}; next: mims validate {path}")
+    progress_lines(quiet).say(f"wrote {path}; next: mims validate {path}")
 
 
 def validate(
-    blueprint: Path = typer.Argument(..., help="Blueprint YAML file.", envvar="MIMS_BLUEPRINT"),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
+    blueprint: Blueprint,
+    as_json: Json = False,
 ) -> None:
     """Check a blueprint, its register entries and @context files, and that it renders; warn when
     its first-year cost estimate is over `budget.cap_eur`."""
+    fmt = output_format(as_json)
     try:
         rendering = Renderer().render(load_blueprint(blueprint))
         cost = estimate(rendering)
     except InvalidInput as exc:
-        if as_json:
-            print_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+        problems = [p.as_dict() for p in exc.problems]
+        show(fmt, data=lambda: {"valid": False, "problems": problems})
         raise
     if not cost.within_cap:
         err.print(f"warning: {over_cap_message(cost)}", markup=False)
     result = summary(rendering)
-    if as_json:
-        print_json({"valid": True} | result | {"budget": {
-            "hosting": cost.sheet.id, "first_year_total": round(cost.first_year_total, 2),
-            "cap": cost.cap, "within_cap": cost.within_cap}})
-        return
-    out.print(f"{blueprint}: valid ({len(rendering.charts)} components, {result['objects']} objects "
-              f"in {len(rendering.stacks)} stacks)")
+    show(fmt, data=lambda: {"valid": True} | result | {"budget": {
+        "hosting": cost.sheet.id, "first_year_total": round(cost.first_year_total, 2),
+        "cap": cost.cap, "within_cap": cost.within_cap}},
+        table=lambda: [f"{blueprint}: valid ({len(rendering.charts)} components, {result['objects']} objects "
+                       f"in {len(rendering.stacks)} stacks)"])

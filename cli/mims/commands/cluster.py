@@ -4,14 +4,19 @@ blueprint's `cluster.target` is `sim` (or `kind`)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import typer
 
 from mims.cluster import KindCluster, KindStatus, SimCluster, SimStatus
-from mims.console import err, interactive, out, print_json
+from mims.commands.options import ClusterName, Quiet, Yes, json_flag
+from mims.commands.options import KindCluster as Kind
+from mims.console import interactive, output_format, show
 from mims.errors import UsageError
+from mims.progress import progress_lines
 
-NAME_HELP = "Cluster name; blueprints use the cluster named mims."
+CreateJson = json_flag("the cluster's status")
+StatusJson = json_flag("the status")
 
 
 def register(app: typer.Typer) -> None:
@@ -28,91 +33,90 @@ def create(
     sim: bool = typer.Option(False, "--sim", help="A simulated cluster: real API server, kwok instead of "
                                                  "kubelets, pods never run (the default)."),
     kind: bool = typer.Option(False, "--kind", help="A kind cluster (needs kind and Docker or Podman)."),
-    name: str = typer.Option("mims", "--name", help=NAME_HELP),
+    name: ClusterName = "mims",
     cpu: str = typer.Option(None, "--cpu", help="CPUs of a new simulated cluster's node [default: 4]."),
     memory: str = typer.Option(None, "--memory", help="Memory of a new simulated cluster's node [default: 16Gi]."),
-    as_json: bool = typer.Option(False, "--json", help="Print the cluster's status as JSON to stdout."),
+    as_json: CreateJson = False,
+    quiet: Quiet = False,
 ) -> None:
     """Create a cluster, or start a stopped one again; a running one is left as it is."""
     if sim and kind:
         raise UsageError("--sim and --kind exclude each other")
     if kind and (cpu or memory):
         raise UsageError("--cpu and --memory size a simulated cluster's node; kind nodes get the machine's")
+    fmt = output_format(as_json)
+    progress = progress_lines(quiet)
     started = time.monotonic()
     if kind:
-        result: SimStatus | KindStatus = KindCluster(name).create(progress=_say)
+        result: SimStatus | KindStatus = KindCluster(name).create(progress=progress)
     else:
-        result = SimCluster(name).create(cpu=cpu, memory=memory, progress=_say)
+        result = SimCluster(name).create(cpu=cpu, memory=memory, progress=progress)
     seconds = round(time.monotonic() - started, 1)
-    if as_json:
-        print_json(_as_dict(result) | {"seconds": seconds})
-        return
-    _show(result)
-    out.print(f"use it:      export KUBECONFIG={result.kubeconfig}   (then: kubectl get nodes)", markup=False)
+    show(fmt, data=lambda: _as_dict(result) | {"seconds": seconds},
+         table=lambda: [*_lines(result),
+                        f"use it:      export KUBECONFIG={result.kubeconfig}   (then: kubectl get nodes)"])
 
 
 def status(
-    kind: bool = typer.Option(False, "--kind", help="A kind cluster instead of a simulated one."),
-    name: str = typer.Option("mims", "--name", help=NAME_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON to stdout."),
+    kind: Kind = False,
+    name: ClusterName = "mims",
+    as_json: StatusJson = False,
 ) -> None:
     """Show whether the cluster runs, where its API and kubeconfig are, and what it uses."""
+    fmt = output_format(as_json)
     result: SimStatus | KindStatus = KindCluster(name).status() if kind else SimCluster(name).status()
-    if as_json:
-        print_json(_as_dict(result))
-        return
-    _show(result)
+    show(fmt, data=lambda: _as_dict(result), table=lambda: _lines(result))
 
 
 def stop(
-    name: str = typer.Option("mims", "--name", help=NAME_HELP),
+    name: ClusterName = "mims",
+    quiet: Quiet = False,
 ) -> None:
     """Stop a simulated cluster's processes and keep its data; `create` starts it again."""
+    progress = progress_lines(quiet)
     if SimCluster(name).stop():
-        err.print(f"stopped simulated cluster `{name}`; `mims cluster create --sim --name {name}` starts it again",
-                  markup=False)
+        progress.say(f"stopped simulated cluster `{name}`; `mims cluster create --sim --name {name}` starts it again")
     else:
-        err.print(f"simulated cluster `{name}` was not running", markup=False)
+        progress.say(f"simulated cluster `{name}` was not running")
 
 
 def delete(
-    kind: bool = typer.Option(False, "--kind", help="A kind cluster instead of a simulated one."),
-    name: str = typer.Option("mims", "--name", help=NAME_HELP),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (required when not at a terminal)."),
+    kind: Kind = False,
+    name: ClusterName = "mims",
+    yes: Yes = False,
+    quiet: Quiet = False,
 ) -> None:
     """Delete a cluster and everything deployed to it."""
+    progress = progress_lines(quiet)
     label = f"{'kind' if kind else 'simulated'} cluster `{name}`"
     target = KindCluster(name) if kind else SimCluster(name)
     if not target.exists():
-        err.print(f"no {label}; nothing to delete", markup=False)
+        progress.say(f"no {label}; nothing to delete")
         return
     if not yes:
         if not interactive():
             raise UsageError(f"deleting {label} needs --yes (no terminal to confirm on)")
         typer.confirm(f"Delete {label} and everything deployed to it?", abort=True)
     target.delete()
-    err.print(f"deleted {label}", markup=False)
-
-
-def _say(text: str) -> None:
-    err.print(text, markup=False, highlight=False)
+    progress.say(f"deleted {label}")
 
 
 def _as_dict(result: SimStatus | KindStatus) -> dict:
     return {"type": "kind" if isinstance(result, KindStatus) else "sim"} | result.as_dict()
 
 
-def _show(result: SimStatus | KindStatus) -> None:
+def _lines(result: SimStatus | KindStatus) -> Iterator[str]:
+    """The status for people, line by line."""
     if isinstance(result, KindStatus):
         if not result.exists:
-            out.print(f"kind cluster `{result.name}`: not created (mims cluster create --kind)", markup=False)
+            yield f"kind cluster `{result.name}`: not created (mims cluster create --kind)"
             return
-        out.print(f"kind cluster `{result.name}`: {result.nodes} node{'s' if result.nodes != 1 else ''}, "
-                  f"context {result.context}", markup=False)
-        out.print(f"kubeconfig:  {result.kubeconfig}", markup=False)
+        yield (f"kind cluster `{result.name}`: {result.nodes} node{'s' if result.nodes != 1 else ''}, "
+               f"context {result.context}")
+        yield f"kubeconfig:  {result.kubeconfig}"
         return
     if result.state == "missing":
-        out.print(f"simulated cluster `{result.name}`: not created (mims cluster create --sim)", markup=False)
+        yield f"simulated cluster `{result.name}`: not created (mims cluster create --sim)"
         return
     lines = [f"simulated cluster `{result.name}`: {result.state}"]
     if result.api_url:
@@ -128,4 +132,4 @@ def _show(result: SimStatus | KindStatus) -> None:
         lines.append(f"  {p.name:<24} {state:<32} {p.log}")
     if result.state != "running":
         lines.append(f"start it: mims cluster create --sim --name {result.name}")
-    out.print("\n".join(lines), markup=False)
+    yield from lines

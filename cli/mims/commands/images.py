@@ -3,15 +3,18 @@ goes in the private registry, for copying them into an air-gapped city's registr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.measure import Measurement
+from rich.table import Table
 
 from mims.blueprint import load_blueprint
-from mims.charts.images import image_list
+from mims.charts.images import ImageUse, image_list
 from mims.charts.render import Renderer
-from mims.console import err, new_table, out, print_json
+from mims.commands.options import Blueprint, Quiet, json_flag
+from mims.console import Format, new_table, out, output_format, show
+from mims.progress import progress_lines
+
+Json = json_flag("the list (for mirroring scripts)")
 
 
 def register(app: typer.Typer) -> None:
@@ -19,19 +22,24 @@ def register(app: typer.Typer) -> None:
 
 
 def images(
-    blueprint: Path = typer.Argument(..., help="Blueprint YAML file.", envvar="MIMS_BLUEPRINT"),
-    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON to stdout (for mirroring scripts)."),
+    blueprint: Blueprint,
+    as_json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """List every image the blueprint deploys, once each: each container and init container of every
     rendered object, plus images that software a chart runs starts later (cert-manager's ACME solver).
     With `images.mirror` each source image is shown next to its reference in the mirror
     (docs/air-gapped.md)."""
+    fmt = output_format(as_json)
     rendering = Renderer().render(load_blueprint(blueprint))
     listing = image_list(rendering)
     mirror = rendering.mirror.registry if rendering.mirror else None
-    if as_json:
-        print_json({"mirror": mirror, "images": [entry.as_dict() for entry in listing]})
-        return
+    show(fmt, data=lambda: {"mirror": mirror, "images": [entry.as_dict() for entry in listing]},
+         table=lambda: [_table(listing, mirror)])
+    progress_lines(quiet or fmt is Format.JSON).say(f"{len(listing)} images" + (f", mirrored to {mirror}" if mirror else ""))
+
+
+def _table(listing: list[ImageUse], mirror: str | None) -> Table:
     columns = ["image"] + (["mirrored"] if mirror else []) + ["component", "used by"]
     table = new_table(*columns)
     for entry in listing:
@@ -50,5 +58,4 @@ def images(
     wanted = measured.minimum if out.is_terminal else measured.maximum
     if wanted > out.width:
         table.width = wanted
-    out.print(table)
-    err.print(f"{len(listing)} images" + (f", mirrored to {mirror}" if mirror else ""))
+    return table

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from collections.abc import Iterator
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
 
-from mims.console import err, interactive, out, print_json, new_table
+from mims.commands.options import (AllowOverBudget, Blueprint, Context, Kubeconfig, Quiet, Yes, json_flag,
+                                   markdown_flag)
+from mims.console import Format, err, interactive, new_table, output_format, show
 from mims.engine.deployment import Deployment, open_deployment
 from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
 from mims.errors import UsageError
+from mims.progress import SILENT, progress_lines
 
-BLUEPRINT = typer.Argument(..., help="Blueprint YAML file.", envvar="MIMS_BLUEPRINT")
-KUBECONFIG = typer.Option(None, "--kubeconfig", envvar="MIMS_KUBECONFIG",
-                          help="Deploy to this kubeconfig instead of the blueprint's cluster.")
-CONTEXT = typer.Option(None, "--context", envvar="MIMS_CONTEXT",
-                       help="Deploy to this kubeconfig context instead of the blueprint's cluster.")
-ALLOW_OVER_BUDGET = typer.Option(False, "--allow-over-budget",
-                                 help="Go on although the cost estimate is over budget.cap_eur.")
-YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed when stdin is not a terminal).")
-JSON = typer.Option(False, "--json", help="Print the result as JSON to stdout.")
+Json = json_flag("the result")
+Markdown = markdown_flag("the summary (a pull-request comment)")
 
 
 def register(app: typer.Typer) -> None:
@@ -32,47 +28,46 @@ def register(app: typer.Typer) -> None:
 
 
 def plan(
-    blueprint: Path = BLUEPRINT,
-    as_json: bool = JSON,
-    as_markdown: bool = typer.Option(False, "--markdown", help="Print the summary as Markdown (a pull-request comment)."),
+    blueprint: Blueprint,
+    as_json: Json = False,
+    as_markdown: Markdown = False,
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="Exit 0 when nothing would change, 2 when something would."),
-    kubeconfig: Path = KUBECONFIG,
-    context: str = CONTEXT,
-    allow_over_budget: bool = ALLOW_OVER_BUDGET,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    allow_over_budget: AllowOverBudget = False,
+    quiet: Quiet = False,
 ) -> None:
     """Preview every stack: what `mims up` would create, update, replace and delete."""
-    if as_json and as_markdown:
-        raise UsageError("choose one of --json and --markdown")
+    fmt = output_format(as_json, as_markdown)
     deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context,
-                                 allow_over_budget=allow_over_budget, quiet=as_json or as_markdown)
+                                 allow_over_budget=allow_over_budget,
+                                 progress=progress_lines(quiet or fmt is not Format.TABLE))
     outcomes = deployment.engine.plan()
-    if as_json:
-        print_json(_plan_json(deployment, outcomes))
-    elif as_markdown:
-        sys.stdout.write(_plan_markdown(deployment, outcomes))
-    else:
-        out.print(_changestable(outcomes, "Plan"))
     changed = sum(o.changed for o in outcomes)
-    if not as_json and not as_markdown:
-        out.print(f"{changed} change{'s' if changed != 1 else ''}" if changed else "no changes")
+    show(fmt, data=lambda: _plan_json(deployment, outcomes), markdown=lambda: _plan_markdown(deployment, outcomes),
+         table=lambda: [_changestable(outcomes, "Plan"),
+                        f"{changed} change{'s' if changed != 1 else ''}" if changed else "no changes"])
     if detailed_exitcode and changed:
         raise typer.Exit(2)
 
 
 def up(
-    blueprint: Path = BLUEPRINT,
-    yes: bool = YES,
-    as_json: bool = JSON,
-    kubeconfig: Path = KUBECONFIG,
-    context: str = CONTEXT,
-    allow_over_budget: bool = ALLOW_OVER_BUDGET,
+    blueprint: Blueprint,
+    yes: Yes = False,
+    as_json: Json = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    allow_over_budget: AllowOverBudget = False,
+    quiet: Quiet = False,
 ) -> None:
     """Deploy the platform: every stack in dependency order, independent stacks in parallel. Creates
     the simulated cluster when the blueprint targets one and it is not running."""
+    fmt = output_format(as_json)
     _need_confirmation_source(yes)
     deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context,
-                                 allow_over_budget=allow_over_budget, create_cluster=True)
+                                 allow_over_budget=allow_over_budget, create_cluster=True,
+                                 progress=progress_lines(quiet))
     if not yes:
         outcomes = deployment.engine.plan()
         err.print(_changestable(outcomes, "Plan"))
@@ -81,80 +76,82 @@ def up(
         elif not typer.confirm("Deploy these changes?", default=False, err=True):
             raise typer.Abort()
     outcomes = deployment.engine.up()
-    urls = deployment.rendering.public_urls()
-    if as_json:
-        print_json(_plan_json(deployment, outcomes) | {
-            "endpoints": [{"component": e.component, "name": e.name, "url": url} for e, url in urls]})
-        return
-    out.print(_changestable(outcomes, "Changes"))
-    out.print(_endpointstable(deployment))
+    show(fmt, data=lambda: _plan_json(deployment, outcomes) | {"endpoints": _endpoints(deployment)},
+         table=lambda: [_changestable(outcomes, "Changes"), _endpointstable(deployment)])
 
 
 def status(
-    blueprint: Path = BLUEPRINT,
-    as_json: bool = JSON,
-    kubeconfig: Path = KUBECONFIG,
-    context: str = CONTEXT,
+    blueprint: Blueprint,
+    as_json: Json = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
 ) -> None:
     """Each stack's last update and object count, the public endpoints, and the readiness of every
     workload and volume as the Kubernetes API reports it."""
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context, quiet=True)
+    fmt = output_format(as_json)
+    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=SILENT)
     states = deployment.engine.states()
     deployed = any(s.exists for s in states)
     workloads = deployment.workloads() if deployed else []
-    if as_json:
-        print_json({
-            "blueprint": str(blueprint), "stack": deployment.engine.stack_name,
-            "cluster": {"kind": deployment.cluster.kind, "name": deployment.cluster.name},
-            "stacks": [vars(s) for s in states],
-            "workloads": [vars(w) for w in workloads],
-            "ready": deployed and all(w.ok for w in workloads),
-            "endpoints": [{"component": e.component, "name": e.name, "url": url}
-                          for e, url in deployment.rendering.public_urls()]})
-        return
+    show(fmt, data=lambda: {
+        "blueprint": str(blueprint), "stack": deployment.engine.stack_name,
+        "cluster": {"kind": deployment.cluster.kind, "name": deployment.cluster.name},
+        "stacks": [vars(s) for s in states],
+        "workloads": [vars(w) for w in workloads],
+        "ready": deployed and all(w.ok for w in workloads),
+        "endpoints": _endpoints(deployment)},
+        table=lambda: _status_tables(deployment, states, workloads, f"not deployed; run `mims up {blueprint}`"))
+
+
+def _status_tables(deployment: Deployment, states: list, workloads: list, hint: str) -> Iterator[RenderableType]:
     table = new_table("stack", "last update", "result", "objects", title=f"Stacks of {deployment.engine.stack_name}")
     for s in states:
         table.add_row(s.name, s.last_update or "never", s.result or "-", str(s.resources))
-    out.print(table)
-    if not deployed:
-        out.print(f"not deployed; run `mims up {blueprint}`")
+    yield table
+    if not any(s.exists for s in states):
+        yield hint
         return
     table = new_table("namespace", "kind", "name", "ready", title="Workloads and volumes")
     for w in workloads:
         table.add_row(w.namespace, w.kind, w.name, w.ready, style=None if w.ok else "red")
-    out.print(table)
-    out.print(_endpointstable(deployment))
+    yield table
+    yield _endpointstable(deployment)
     waiting = [w for w in workloads if not w.ok]
-    out.print(f"{len(workloads) - len(waiting)} of {len(workloads)} ready")
+    yield f"{len(workloads) - len(waiting)} of {len(workloads)} ready"
 
 
 def destroy(
-    blueprint: Path = BLUEPRINT,
-    yes: bool = YES,
+    blueprint: Blueprint,
+    yes: Yes = False,
     purge_data: bool = typer.Option(False, "--purge-data",
                                     help="Also delete the database volumes and the generated secrets."),
-    kubeconfig: Path = KUBECONFIG,
-    context: str = CONTEXT,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    quiet: Quiet = False,
 ) -> None:
     """Remove the platform, stacks in reverse dependency order. Database volumes (and the
     namespaces holding them) and the generated secrets are kept unless --purge-data."""
     _need_confirmation_source(yes)
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context)
+    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context,
+                                 progress=progress_lines(quiet))
     if not yes:
         what = "everything, including the database volumes" if purge_data else "everything but the database volumes"
         if not typer.confirm(f"Destroy {deployment.engine.stack_name} on {deployment.cluster.kind} cluster "
                              f"`{deployment.cluster.name}` ({what})?", default=False, err=True):
             raise typer.Abort()
     outcomes = deployment.engine.destroy(purge_data=purge_data)
-    out.print(_changestable(outcomes, "Destroyed"))
-    if not purge_data:
-        out.print("kept: database volumes, their namespaces and the generated secrets "
-                  "(`mims destroy --purge-data` removes them)")
+    kept = [] if purge_data else ["kept: database volumes, their namespaces and the generated secrets "
+                                  "(`mims destroy --purge-data` removes them)"]
+    show(Format.TABLE, table=lambda: [_changestable(outcomes, "Destroyed"), *kept])
 
 
 def _need_confirmation_source(yes: bool) -> None:
     if not yes and not interactive():
         raise UsageError("no terminal to confirm on; pass --yes")
+
+
+def _endpoints(deployment: Deployment) -> list[dict]:
+    return [{"component": e.component, "name": e.name, "url": url} for e, url in deployment.rendering.public_urls()]
 
 
 def _plan_json(deployment: Deployment, outcomes: list[StackOutcome]) -> dict:

@@ -7,6 +7,10 @@ from pathlib import Path
 import typer
 
 from mims.blueprint.schema import json_schema_text, markdown_reference
+from mims.commands.options import markdown_flag
+from mims.console import print_text
+
+Markdown = markdown_flag("the reference (instead of the JSON Schema)")
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def schema(
-    markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown reference instead."),
+    markdown: Markdown = False,
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print the blueprint JSON Schema generated from the model."""
@@ -22,4 +26,4 @@ def schema(
     if output:
         output.write_text(text)
     else:
-        typer.echo(text, nl=False)
+        print_text(text)

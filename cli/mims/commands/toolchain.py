@@ -6,15 +6,19 @@ they came from (docs/toolchain.md)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from rich.console import RenderableType
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mims import toolchain
-from mims.console import err, new_table, out, print_json
+from mims.commands.options import Quiet, json_flag
+from mims.console import err, new_table, output_format, show
 from mims.errors import UsageError
+from mims.progress import progress_lines
 from mims.toolchain.sources import SOURCES, SOURCES_ENV, VERBS, resolve_sources
 
 app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -22,6 +26,8 @@ app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, 
                        "cluster).")
 
 STATE_STYLE = {"present": "green", "missing": "red", "stale": "yellow"}
+InstallJson = json_flag("the installed tools")
+StatusJson = json_flag("the status")
 
 
 def register(parent: typer.Typer) -> None:
@@ -37,70 +43,76 @@ def install(
                                      help=f"Where tools may come from, tried in the order "
                                           f"{', '.join(SOURCES)} (repeatable or a comma list; default: "
                                           f"${SOURCES_ENV}, else all). MIMS_OFFLINE=1 rules out download."),
-    as_json: bool = typer.Option(False, "--json", help="Print the installed tools as JSON."),
+    as_json: InstallJson = False,
+    quiet: Quiet = False,
 ) -> None:
     """Install the tools that are not installed yet, each from the first source that has it: the same
     version already on this machine (linked), the official release download, or a build from the Go
     module proxy (a cold build of all takes about 20 minutes on 2 cores). Installed tools are left
     alone."""
+    fmt = output_format(as_json)
     names = list(dict.fromkeys(tools)) if tools else None
     _, known = toolchain.load_tools()
     unknown = [n for n in names or [] if n not in known]
     if unknown:
         raise UsageError(f"unknown tool {', '.join(unknown)}; choose from {', '.join(known)}")
     sources = resolve_sources(source)
-    with _Reporter() as reporter:
+    with _Reporter(quiet) as reporter:
         result = toolchain.install(names, progress=reporter, sources=sources)
     root = toolchain.toolchain_dir()
-    if as_json:
-        print_json({"toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()), "tools": [
+    show(fmt, data=lambda: {
+        "toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()), "tools": [
             {"name": t.name, "version": t.version, "dir": str(t.dir), "built": t.built, "source": t.source,
              "binaries": {b: str(p) for b, p in t.binaries.items()}, "seconds": reporter.seconds(t.name)}
-            for t in result.values()]})
-        return
+            for t in result.values()]},
+        table=lambda: _installed(result, reporter, root))
+
+
+def _installed(result: dict[str, toolchain.InstalledTool], reporter: _Reporter, root: Path) -> Iterator[RenderableType]:
     table = _table("tool", "version", "this run", "path")
     for t in result.values():
         seconds = reporter.seconds(t.name)
         verb = VERBS.get(t.source, "installed")
         table.add_row(t.name, t.version, f"{verb} in {seconds:.0f}s" if t.built else f"already {verb}",
                       _relative(t.dir, root))
-    out.print(table)
-    _print_dirs(root)
+    yield table
+    yield from _dirs(root)
 
 
 @app.command("status")
-def status(
-    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
-) -> None:
+def status(as_json: StatusJson = False) -> None:
     """Show which tools are installed (present), not installed (missing) or out of date (stale), where,
     and where they came from (built, downloaded, or linked to binaries found on this machine)."""
+    fmt = output_format(as_json)
     statuses = toolchain.status()
     root = toolchain.toolchain_dir()
-    if as_json:
-        print_json({"toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()),
-                    "ready": all(s.state == "present" for s in statuses), "tools": [
-                        {"name": s.name, "version": s.version, "state": s.state, "dir": str(s.dir),
-                         "source": s.source or None, "origin": s.origin or None,
-                         "build_seconds": s.build_seconds,
-                         "binaries": {b: str(p) for b, p in s.binaries.items()},
-                         "plugin_dir": str(s.plugin_dir) if s.plugin_dir else None}
-                        for s in statuses]})
-        return
+    show(fmt, data=lambda: {
+        "toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()),
+        "ready": all(s.state == "present" for s in statuses), "tools": [
+            {"name": s.name, "version": s.version, "state": s.state, "dir": str(s.dir),
+             "source": s.source or None, "origin": s.origin or None, "build_seconds": s.build_seconds,
+             "binaries": {b: str(p) for b, p in s.binaries.items()},
+             "plugin_dir": str(s.plugin_dir) if s.plugin_dir else None}
+            for s in statuses]},
+        table=lambda: _statuses(statuses, root))
+
+
+def _statuses(statuses: list[toolchain.ToolStatus], root: Path) -> Iterator[RenderableType]:
     table = _table("tool", "version", "state", "source", "path")
     for s in statuses:
         table.add_row(s.name, s.version, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", _source_cell(s),
                       _relative(s.dir, root))
-    out.print(table)
-    _print_dirs(root)
-    linked = [s for s in statuses if s.state == "present" and s.source == "present"]
-    for s in linked:
-        out.print(f"{s.name} links to {s.origin}", markup=False)
+    yield table
+    yield from _dirs(root)
+    for s in statuses:
+        if s.state == "present" and s.source == "present":
+            yield f"{s.name} links to {s.origin}"
     todo = [s.name for s in statuses if s.state != "present"]
     if todo:
-        out.print(f"{len(statuses) - len(todo)} of {len(statuses)} installed; `mims toolchain install` "
-                  f"installs {', '.join(todo)} (docs/toolchain.md)", markup=False)
+        yield (f"{len(statuses) - len(todo)} of {len(statuses)} installed; `mims toolchain install` "
+               f"installs {', '.join(todo)} (docs/toolchain.md)")
     else:
-        out.print(f"all {len(statuses)} tools installed", markup=False)
+        yield f"all {len(statuses)} tools installed"
 
 
 def _source_cell(s: toolchain.ToolStatus) -> str:
@@ -115,16 +127,19 @@ def _source_cell(s: toolchain.ToolStatus) -> str:
 
 class _Reporter:
     """The progress hook of `toolchain.install`: one stderr line per step with the seconds since the
-    tool's first step, and on a terminal a spinner with a running clock under them."""
+    tool's first step, and on a terminal a spinner with a running clock under them; with `quiet`
+    neither, but it still times each tool."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.lines = progress_lines(quiet)
         self.started: dict[str, float] = {}
         self.ended: dict[str, float] = {}
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _Reporter:
-        if err.is_terminal:
+        if err.is_terminal and not self.quiet:
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                                      console=err, transient=True)
             self.progress.start()
@@ -144,7 +159,7 @@ class _Reporter:
                 self._finish(name, now)
             self.started[tool] = now
         elapsed = now - self.started[tool]
-        err.print(f"{elapsed:5.0f}s  {tool}: {message}", markup=False, highlight=False)
+        self.lines.say(f"{elapsed:5.0f}s  {tool}: {message}")
         if self.progress is not None:
             if tool not in self.tasks:
                 self.tasks[tool] = self.progress.add_task(tool)
@@ -174,6 +189,6 @@ def _relative(path: Path, root: Path) -> str:
     return f"{path.relative_to(root)}/" if path.is_relative_to(root) else str(path)
 
 
-def _print_dirs(root: Path) -> None:
-    out.print(f"toolchain dir: {root}", markup=False)
-    out.print(f"PULUMI_HOME:   {toolchain.pulumi_home()}", markup=False)
+def _dirs(root: Path) -> Iterator[str]:
+    yield f"toolchain dir: {root}"
+    yield f"PULUMI_HOME:   {toolchain.pulumi_home()}"

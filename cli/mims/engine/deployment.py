@@ -10,7 +10,6 @@ from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer, Rendering
 from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.cluster import ClusterConnection, SimCluster, resolve
-from mims.console import err
 from mims.cost.guard import check_cap
 from mims.cost.model import estimate
 from mims.engine.orchestrator import Engine
@@ -18,6 +17,7 @@ from mims.engine.program import Target
 from mims.engine.progress import Reporter
 from mims.engine.readiness import WorkloadState, workload_states
 from mims.errors import ClusterError
+from mims.progress import Progress
 
 
 @dataclass
@@ -32,21 +32,22 @@ class Deployment:
 
 def open_deployment(blueprint: Path, *, kubeconfig: Path | None = None, context: str | None = None,
                     allow_over_budget: bool | None = None, create_cluster: bool = False,
-                    quiet: bool = False) -> Deployment:
+                    progress: Progress | None = None) -> Deployment:
     """`allow_over_budget=None` skips the budget guard (status, destroy); `create_cluster` starts the
-    simulated cluster when the blueprint targets one that is not running (up)."""
+    simulated cluster when the blueprint targets one that is not running (up). Progress goes to stderr
+    unless `progress` says otherwise."""
     rendering = Renderer().render(load_blueprint(blueprint))
     if allow_over_budget is not None:
         check_cap(estimate(rendering), allow_over_budget)
-    reporter = Reporter(quiet=quiet)
+    reporter = Reporter(progress)
     node = sim_node_for(rendering)
     cluster = resolve(rendering.loaded.blueprint.cluster, kubeconfig=kubeconfig, context=context,
-                      create_sim=create_cluster, sim_node=node, progress=reporter.say)
+                      create_sim=create_cluster, sim_node=node, progress=reporter)
     if cluster.kind == "sim":
         _check_sim_size(cluster, node)
-    if cluster.kind == "sim" and not quiet:
-        err.print(f"cluster: simulated cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig}); "
-                  f"pods are scheduled but never run", markup=False)
+    if cluster.kind == "sim":
+        reporter.say(f"cluster: simulated cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig}); "
+                     f"pods are scheduled but never run")
     engine = Engine(rendering, Target(cluster.kubeconfig, cluster.context), reporter=reporter)
     return Deployment(rendering, cluster, engine)
 

@@ -13,10 +13,10 @@ from urllib.parse import urlparse
 
 import pulumi.automation as auto
 
-from mims.console import err
+from mims.progress import Progress
 
 
-def repair_attributes(backend_url: str) -> None:
+def repair_attributes(backend_url: str, progress: Progress) -> None:
     """The file backend (gocloud's fileblob) writes a state file's attributes, `<file>.attrs` (content
     type and checksum), in place before it renames the new file into place: a process killed between
     the two leaves an empty `.attrs`, and every later command on that stack fails with "failed to
@@ -32,17 +32,17 @@ def repair_attributes(backend_url: str) -> None:
             json.loads(attrs.read_text())
         except ValueError:
             attrs.unlink(missing_ok=True)
-            err.print(f"removed the unreadable attributes of a state file an interrupted run was writing: "
-                      f"{attrs}", markup=False)
+            progress.say(f"removed the unreadable attributes of a state file an interrupted run was writing: "
+                         f"{attrs}")
         except OSError:
             continue
 
 
-def clear_stale_lock(stack: auto.Stack) -> None:
+def clear_stale_lock(stack: auto.Stack, progress: Progress) -> None:
     for lock in _locks(stack):
         if _stale(lock):
             lock.unlink(missing_ok=True)
-            err.print(f"removed a lock left by an interrupted run: {lock}", markup=False)
+            progress.say(f"removed a lock left by an interrupted run: {lock}")
 
 
 def locked(stack: auto.Stack) -> bool:

@@ -18,6 +18,7 @@ from mims.engine.progress import Reporter, StackListener
 from mims.engine.scheduler import StackFailed, StackOutcome, run_in_order
 from mims.engine.workspace import Backend, Workspaces
 from mims.errors import DeployError
+from mims.progress import Progress
 from mims.secrets import SecretValues, is_generated
 
 SECRETS_PROJECT = "mims-secrets"
@@ -42,7 +43,7 @@ class Engine:
         self.rendering = rendering
         self.target = target
         self.reporter = reporter or Reporter()
-        self.workspaces = workspaces or Workspaces(backend or Backend.default(), say=self.reporter.say)
+        self.workspaces = workspaces or Workspaces(backend or Backend.default(), self.reporter)
         bp = rendering.loaded.blueprint
         self.stack_name = f"{bp.city.name}-{bp.environment}"
         self.stacks = {s.stack.name: s for s in rendering.stacks}
@@ -78,7 +79,7 @@ class Engine:
         with _state_errors():
             outcomes = self._run(self._order(reverse=True), self._destroy)
             if purge_data:
-                purge_namespaces(self.target, self.rendering.loaded.blueprint.city.name, self.reporter.say)
+                purge_namespaces(self.target, self.rendering.loaded.blueprint.city.name, self.reporter)
                 stack = self.workspaces.existing_stack(SECRETS_PROJECT, self.stack_name, secrets_program({}))
                 if stack is not None:
                     stack.destroy(show_secrets=False)
@@ -133,7 +134,7 @@ class Engine:
     def _update(self, name: str, stack: auto.Stack, up_to_date: bool) -> StackOutcome:
         if up_to_date:
             return StackOutcome(name, {"same": len(self.stacks[name].objects)})
-        _recover(stack)
+        _recover(stack, self.reporter)
         listener = self.reporter.listener(name)
         _engine(listener, stack.up, on_event=listener, message=stack.workspace.program.fingerprint(),
                 show_secrets=False, suppress_outputs=True)
@@ -145,7 +146,7 @@ class Engine:
         stack = self.workspaces.existing_stack(project(name), self.stack_name, self._program(name, {}))
         if stack is None:
             return StackOutcome(name)
-        _recover(stack)
+        _recover(stack, self.reporter)
         listener = self.reporter.listener(name)
         _engine(listener, stack.destroy, on_event=listener, show_secrets=False, suppress_outputs=True)
         stack.workspace.remove_stack(self.stack_name)
@@ -169,7 +170,7 @@ class Engine:
         for obj in self.rendering.objects():
             if is_generated(obj):
                 fresh |= values.fill(obj)[1]
-        return StoredSecrets(stack, values, fresh)
+        return StoredSecrets(stack, values, fresh, self.reporter)
 
     # -- ordering ------------------------------------------------------------------------------
 
@@ -198,9 +199,10 @@ class StoredSecrets:
     stack: auto.Stack
     values: SecretValues
     fresh: bool
+    progress: Progress
 
     def store(self) -> StackOutcome:
-        _recover(self.stack)
+        _recover(self.stack, self.progress)
         self.stack.up(program=secrets_program(self.values.as_dict()), show_secrets=False, suppress_outputs=True)
         return StackOutcome(SECRETS_STEP)
 
@@ -243,16 +245,16 @@ def _up_to_date(stack: auto.Stack) -> bool:
         and history[0].message == program.fingerprint()
 
 
-def _recover(stack: auto.Stack) -> None:
+def _recover(stack: auto.Stack, progress: Progress) -> None:
     """Makes an interrupted run's stack usable again: a lock left by a dead process is removed and
     pending operations are reconciled with the cluster."""
-    clear_stale_lock(stack)
+    clear_stale_lock(stack, progress)
     deployment = stack.export_stack().deployment or {}
     if deployment.get("pending_operations"):
         stack.refresh(clear_pending_creates=True, show_secrets=False, suppress_outputs=True)
 
 
-def purge_namespaces(target: Target, city: str, say: Callable[[str], None],
+def purge_namespaces(target: Target, city: str, progress: Progress,
                      timeout: float = PURGE_TIMEOUT) -> None:
     """Deletes the namespaces mims created for `city` that are still on the cluster once every stack
     is destroyed: the ones retained because they hold volume claims. Returns when they are gone and
@@ -270,7 +272,7 @@ def purge_namespaces(target: Target, city: str, say: Callable[[str], None],
         volumes = {claim.spec.volume_name for ns in namespaces
                    for claim in core.list_namespaced_persistent_volume_claim(ns).items if claim.spec.volume_name}
         for name in namespaces:
-            say(f"deleting namespace {name} with its volume claims")
+            progress.say(f"deleting namespace {name} with its volume claims")
             try:
                 core.delete_namespace(name)
             except ApiException as exc:

@@ -1,14 +1,13 @@
-"""Progress on stderr while stacks run: one line per stack start and end, one per changed resource.
-Lines, not a live display, so logs of CI and GitOps runs read the same as a terminal."""
+"""Progress while stacks run, on top of `mims.progress`: one line per stack start and end, one per
+changed resource."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from pulumi.automation import events
 
-from mims.console import err
+from mims.progress import Lines, Progress
 
 # The engine steps mims counts; a replacement also emits create-replacement and delete-replaced
 # steps, which are part of its one `replace`.
@@ -18,16 +17,14 @@ _STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete":
 
 
 class Reporter:
-    """Writes progress lines; thread-safe because stacks run in parallel."""
+    """The engine's progress: a `Progress` itself, with the stack lines on top (stacks run in parallel,
+    so `progress` must be thread-safe, as `Lines` is)."""
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self._lock = threading.Lock()
+    def __init__(self, progress: Progress | None = None):
+        self.progress = progress or Lines()
 
     def say(self, text: str, style: str | None = None) -> None:
-        if not self.quiet:
-            with self._lock:
-                err.print(text, style=style, markup=False, highlight=False)
+        self.progress.say(text, style)
 
     def stack_started(self, stack: str) -> None:
         self.say(f"{stack}: started")

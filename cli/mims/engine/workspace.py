@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import pulumi.automation as auto
 from mims import paths
 from mims.console import err
 from mims.engine.locks import repair_attributes
-from mims.toolchain import install, pulumi_home
+from mims.progress import SILENT, Progress
+from mims.toolchain import install, pulumi_home, tool_lines
 
 PASSPHRASE_ENV = "MIMS_PASSPHRASE"
 BACKEND_ENV = "MIMS_BACKEND"
@@ -62,13 +62,12 @@ class Workspaces:
     """Builds Automation API stacks. Every Pulumi project gets its own work folder, because
     selecting stacks of one folder from several threads races on its workspace file (pulumi#8186)."""
 
-    def __init__(self, backend: Backend, say: Callable[[str], None] | None = None):
+    def __init__(self, backend: Backend, progress: Progress = SILENT):
         self.backend = backend
-        progress = (lambda tool, message: say(f"toolchain: {tool}: {message}")) if say else None
-        tools = install(["pulumi", "pulumi-kubernetes"], progress=progress)
+        tools = install(["pulumi", "pulumi-kubernetes"], progress=tool_lines(progress, "toolchain: "))
         self.command = auto.PulumiCommand(root=str(tools["pulumi"].dir))
         self.home = pulumi_home()
-        repair_attributes(backend.url)
+        repair_attributes(backend.url, progress)
 
     def env(self) -> dict[str, str]:
         return {

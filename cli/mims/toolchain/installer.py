@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mims.errors import ToolchainError
+from mims.progress import Progress
 from mims.toolchain.checks import verify
 from mims.toolchain.download import Fetcher, download_release
 from mims.toolchain.gobuild import Go, build
@@ -38,8 +39,14 @@ from mims.toolchain.present import find_present
 from mims.toolchain.recipes import Tool, load_tools
 from mims.toolchain.sources import VERBS, Unavailable, offline, resolve_sources, skip_reason
 
-# progress(tool name, message): what the installer is doing, for a spinner or a log line.
-Progress = Callable[[str, str], None]
+# steps(tool name, message): what the installer is doing, per tool so `mims toolchain install` can time
+# each; `tool_lines` turns a `mims.progress.Progress` into one.
+ToolSteps = Callable[[str, str], None]
+
+
+def tool_lines(progress: Progress, prefix: str = "") -> ToolSteps:
+    """The installer's steps as lines of `progress`: `<prefix><tool>: <message>`."""
+    return lambda tool, message: progress.say(f"{prefix}{tool}: {message}")
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class InstalledTool:
 def install(
     names: Iterable[str] | None = None,
     cache_dir: Path | None = None,
-    progress: Progress | None = None,
+    progress: ToolSteps | None = None,
     tools_file: Path | None = None,
     sources: Iterable[str] | None = None,
 ) -> dict[str, InstalledTool]:
@@ -134,7 +141,7 @@ class _Session:
         return None if offline() else self.fetcher
 
 
-def _install_tool(tool: Tool, root: Path, session: _Session, say: Progress) -> None:
+def _install_tool(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
     """The first source that can provide `tool` installs it; each one tried that cannot gets a progress
     line saying why and what comes next (sources tools.yaml gives the tool no way to use are passed
     over quietly). ToolchainError naming every source's reason when none can."""
@@ -190,7 +197,7 @@ def _failure(tool: Tool, attempts: list[tuple[str, str, ToolchainError | None]])
                           output_tail=last.output_tail if last else "")
 
 
-def _install_present(tool: Tool, root: Path, session: _Session, say: Progress) -> None:
+def _install_present(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
     found = find_present(tool, root)
     say(tool.name, "found " + ", ".join(f"{b} {tool.version} at {p}" for b, p in found.items()))
     with staging(tool, root) as (work, out):
@@ -205,7 +212,7 @@ def _install_present(tool: Tool, root: Path, session: _Session, say: Progress) -
     say(tool.name, f"linked {tool.name} {tool.version} into {root / tool.dir_name}")
 
 
-def _install_download(tool: Tool, root: Path, session: _Session, say: Progress) -> None:
+def _install_download(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
     started = time.monotonic()
     with staging(tool, root) as (work, out):
         step = lambda message: say(tool.name, message)  # noqa: E731
@@ -231,7 +238,7 @@ def _already(tool: Tool, manifest: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def _locked(root: Path, tool: Tool, say: Progress, lock_name: str | None = None) -> Iterator[None]:
+def _locked(root: Path, tool: Tool, say: ToolSteps, lock_name: str | None = None) -> Iterator[None]:
     locks = root / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     with (locks / f"{lock_name or tool.name}.lock").open("a") as handle:
@@ -246,7 +253,7 @@ def _locked(root: Path, tool: Tool, say: Progress, lock_name: str | None = None)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _install_plugin(tool: Tool, target: Path, pdir: Path, say: Progress) -> None:
+def _install_plugin(tool: Tool, target: Path, pdir: Path, say: ToolSteps) -> None:
     """Places the binary as `$PULUMI_HOME/plugins/<kind>-<name>-v<version>/<binary>`, the layout
     `pulumi plugin install <kind> <name> <version> --file <binary>` produces."""
     assert tool.plugin is not None
