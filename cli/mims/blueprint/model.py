@@ -378,7 +378,7 @@ REQUIRES: dict[str, tuple[str, str]] = {
 def cross_checks(blueprint: Blueprint) -> list[tuple[tuple[str, ...], str]]:
     """Rules across sections, returned as (field path, message) pairs."""
     enabled = blueprint.enabled_components()
-    problems = []
+    problems: list[tuple[tuple[str, ...], str]] = []
     if blueprint.tls.mode == "cert-manager":
         for addon in ("cert_manager", "ingress_controller"):
             if not getattr(blueprint.addons, addon).enabled:

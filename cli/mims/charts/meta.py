@@ -326,8 +326,9 @@ def implementation_problems(data: Any, base_dir: Path | None) -> list[tuple[tupl
     city's own, as (field path, message). Reads the raw mapping, so these problems come together with
     the model's own; values the model rejects anyway are left to it."""
     data = data if isinstance(data, dict) else {}
-    charts = data.get("charts") if isinstance(data.get("charts"), dict) else {}
-    listed = charts.get("paths") if isinstance(charts.get("paths"), list) else []
+    charts: dict[str, Any] = data.get("charts") if isinstance(data.get("charts"), dict) else {}
+    paths = charts.get("paths")
+    listed: list[Any] = paths if isinstance(paths, list) else []
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for i, path in enumerate(listed):
         if isinstance(path, str) and path and not ((base_dir or Path.cwd()) / path).is_dir():
@@ -340,10 +341,10 @@ def implementation_problems(data: Any, base_dir: Path | None) -> list[tuple[tupl
     if problems or not all(isinstance(p, str) and p for p in listed):
         return problems
     available: dict[str, list[str]] = {}
-    for component, impl in all_charts(listed, base_dir):
-        available.setdefault(component, []).append(impl)
+    for component, implementation in all_charts(listed, base_dir):
+        available.setdefault(component, []).append(implementation)
     for group, model in (("components", Components), ("addons", Addons)):
-        sections = data.get(group) if isinstance(data.get(group), dict) else {}
+        sections: dict[str, Any] = data.get(group) if isinstance(data.get(group), dict) else {}
         for name, section in sections.items():
             impl = section.get("implementation") if isinstance(section, dict) else None
             if name not in model.model_fields or not isinstance(impl, str) \

@@ -65,6 +65,7 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
                 targets = [(c, e.workload, e.port) for c, e in public_tcp]
                 # The caller is the public entry point: it listens on each endpoint's public port.
                 for _, endpoint in public_tcp:
+                    assert endpoint.public_port is not None  # Endpoint's validator: a public tcp endpoint has one
                     ingress[(component, call.source)].add(Peer(None, None, endpoint.public_port))
             elif call.endpoint == ENTRANCE:
                 targets = entrance

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import yaml
 
+try:  # libyaml's dumper when PyYAML was built with it: several times faster
+    from yaml import CSafeDumper as _BaseDumper
+except ImportError:
+    from yaml import SafeDumper as _BaseDumper
+
 from mims.charts.footprint import Footprint
 from mims.charts.render import Rendering
 from mims.errors import UsageError
@@ -58,7 +63,7 @@ def write_rendering(rendering: Rendering, target: Path) -> int:
     return count
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+class _Dumper(_BaseDumper):
     pass
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from mims.blueprint.loader import LoadedBlueprint
@@ -21,7 +22,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def apply_overrides(loaded: LoadedBlueprint, objects: list[dict], *, skip: set[int] = frozenset()) -> set[int]:
+def apply_overrides(loaded: LoadedBlueprint, objects: list[dict], *, skip: AbstractSet[int] = frozenset()) -> set[int]:
     """Patch objects in place and return the indices of the overrides that found their object.
 
     Rendering happens in two passes (components, then the foundation sized from them), so an

@@ -128,7 +128,7 @@ class Renderer:
     def _binary_files(self, ctx: jinja2.runtime.Context, pattern: str) -> list[tuple[str, str]]:
         """(file name, base64) of the current chart's `files/<pattern>`, sorted: files shipped as they
         are (wheels, archives) for ConfigMaps' `binaryData`. Read once per renderer."""
-        folder = self._loader.folder(ctx.name.split("/", 1)[0]) / "files"
+        folder = self._loader.folder(_chart_folder(ctx)) / "files"
         key = (folder, pattern)
         if key not in self._binary_cache:
             self._binary_cache[key] = [(path.name, base64.b64encode(path.read_bytes()).decode("ascii"))
@@ -307,6 +307,12 @@ def _quote(value) -> str:
     return json.dumps(value, ensure_ascii=False).translate(_YAML_UNPRINTABLE)
 
 
+def _chart_folder(ctx: jinja2.runtime.Context) -> str:
+    """The chart of the template being rendered: its name's first part (templates load by name)."""
+    assert ctx.name is not None
+    return ctx.name.split("/", 1)[0]
+
+
 def _fail(message: str):
     """Stop rendering with a chart author's message (for rules the blueprint model cannot express)."""
     raise ChartError(message)
@@ -315,5 +321,5 @@ def _fail(message: str):
 @jinja2.pass_context
 def _render_file(ctx: jinja2.runtime.Context, name: str) -> str:
     """Render `files/<name>` of the current chart with the same context (config files in ConfigMaps)."""
-    folder = ctx.name.split("/", 1)[0]
+    folder = _chart_folder(ctx)
     return ctx.environment.get_template(f"{folder}/files/{name}").render(ctx.get_all())

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from mims.blueprint.model import Profile
 from mims.charts.meta import Chart
 from mims.charts.network import NAME_LABEL
 
@@ -42,7 +43,7 @@ class ScrapeTarget:
         return f"{self.service}.{self.namespace}.svc.cluster.local."
 
 
-def scrape_targets(charts: dict[str, Chart], namespaces: dict[str, str], profile: str) -> list[ScrapeTarget]:
+def scrape_targets(charts: dict[str, Chart], namespaces: dict[str, str], profile: Profile) -> list[ScrapeTarget]:
     """Every `metrics` entry of the enabled charts given as {component: chart}, in chart order."""
     entries = [(c, chart, m) for c, chart in charts.items() for m in chart.meta.metrics]
     per_workload = Counter((c, m.workload) for c, _, m in entries)

@@ -75,6 +75,9 @@ class ProcessStatus:
     log: Path
 
 
+SimState = Literal["missing", "stopped", "running", "degraded"]
+
+
 @dataclass(frozen=True)
 class SimStatus:
     """`state`: missing (never created or deleted), stopped (no process runs), running (all do),
@@ -82,7 +85,7 @@ class SimStatus:
 
     name: str
     directory: Path
-    state: Literal["missing", "stopped", "running", "degraded"]
+    state: SimState
     kubeconfig: Path
     api_url: str | None
     node_cpu: str | None
@@ -156,14 +159,14 @@ class SimCluster:
 
     def stop(self) -> bool:
         """Stops the processes and keeps the data; True when anything was running."""
-        with self._locked(lambda _text: None):
+        with self._locked(SILENT):
             alive = self._alive(self._read_state())
             _terminate(alive)
             return bool(alive)
 
     def delete(self) -> bool:
         """Stops the processes and removes the cluster's folder; True when there was a cluster."""
-        with self._locked(lambda _text: None):
+        with self._locked(SILENT):
             _terminate(self._alive(self._read_state()))
             existed = self.dir.exists()
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -185,6 +188,7 @@ class SimCluster:
                                            _rss_mib(entry["pid"]) if running else None,
                                            self.logs / f"{name}.log"))
         up = sum(p.running for p in processes)
+        kind: SimState
         if not self.dir.exists():
             kind = "missing"
         elif up == len(COMPONENTS):

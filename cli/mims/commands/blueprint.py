@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Annotated
+
 import typer
 
 from mims.blueprint import load_blueprint
@@ -17,7 +19,7 @@ from mims.cost.model import estimate
 from mims.errors import InvalidInput, UsageError
 from mims.progress import progress_lines
 
-Json = json_flag("a summary")
+Json = Annotated[bool, json_flag("a summary")]
 
 
 def register(app: typer.Typer) -> None:

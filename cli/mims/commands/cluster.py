@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from typing import Annotated
+
 import typer
 
 from mims.cluster import KindCluster, KindStatus, SimCluster, SimStatus
@@ -15,8 +17,8 @@ from mims.console import interactive, output_format, show
 from mims.errors import UsageError
 from mims.progress import progress_lines
 
-CreateJson = json_flag("the cluster's status")
-StatusJson = json_flag("the status")
+CreateJson = Annotated[bool, json_flag("the cluster's status")]
+StatusJson = Annotated[bool, json_flag("the status")]
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import RenderableType
@@ -24,8 +24,8 @@ from mims.errors import UsageError
 from mims.progress import progress_lines
 
 KIND_ORDER = {"eu-provider": 0, "hyperscaler": 1, "on-premises": 2}
-Json = json_flag("the estimate (a list with --compare)")
-Markdown = markdown_flag("the estimate")
+Json = Annotated[bool, json_flag("the estimate (a list with --compare)")]
+Markdown = Annotated[bool, markdown_flag("the estimate")]
 
 
 def register(app: typer.Typer) -> None:

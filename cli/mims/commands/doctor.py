@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from typing import Annotated
+
 import typer
 from rich.console import RenderableType
 from rich.markup import escape
@@ -13,7 +15,7 @@ from mims.commands.options import json_flag
 from mims.console import new_table, output_format, show
 
 STATE_STYLE = {"ok": "green", "warn": "yellow", "missing": "red"}
-Json = json_flag("the checks")
+Json = Annotated[bool, json_flag("the checks")]
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,8 @@ goes in the private registry, for copying them into an air-gapped city's registr
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.measure import Measurement
 from rich.table import Table
@@ -14,7 +16,7 @@ from mims.commands.options import Blueprint, Quiet, json_flag
 from mims.console import Format, new_table, out, output_format, show
 from mims.progress import progress_lines
 
-Json = json_flag("the list (for mirroring scripts)")
+Json = Annotated[bool, json_flag("the list (for mirroring scripts)")]
 
 
 def register(app: typer.Typer) -> None:

@@ -26,10 +26,11 @@ KindCluster = Annotated[bool, typer.Option("--kind", help="A kind cluster instea
 
 
 def json_flag(what: str) -> Any:
-    """`--json`; `what` says what it prints, e.g. "the checks"."""
-    return Annotated[bool, typer.Option("--json", help=f"Print {what} as JSON to stdout.")]
+    """`--json` for `Annotated[bool, json_flag(...)]` (an alias a type checker can read); `what` says
+    what it prints, e.g. "the checks"."""
+    return typer.Option("--json", help=f"Print {what} as JSON to stdout.")
 
 
 def markdown_flag(what: str) -> Any:
-    """`--markdown`; `what` says what it prints."""
-    return Annotated[bool, typer.Option("--markdown", help=f"Print {what} as Markdown.")]
+    """`--markdown` for `Annotated[bool, markdown_flag(...)]`; `what` says what it prints."""
+    return typer.Option("--markdown", help=f"Print {what} as Markdown.")

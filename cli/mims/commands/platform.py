@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from typing import Annotated
+
 import typer
 from rich.console import RenderableType
 from rich.table import Table
@@ -16,8 +18,8 @@ from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
 from mims.errors import UsageError
 from mims.progress import SILENT, progress_lines
 
-Json = json_flag("the result")
-Markdown = markdown_flag("the summary (a pull-request comment)")
+Json = Annotated[bool, json_flag("the result")]
+Markdown = Annotated[bool, markdown_flag("the summary (a pull-request comment)")]
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -14,7 +16,7 @@ from mims.commands.options import Blueprint, Quiet, json_flag
 from mims.console import Format, output_format, show
 from mims.progress import progress_lines
 
-Json = json_flag("a summary")
+Json = Annotated[bool, json_flag("a summary")]
 
 
 def register(app: typer.Typer) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Annotated
+
 import typer
 
 from mims.blueprint.schema import json_schema_text, markdown_reference
 from mims.commands.options import markdown_flag
 from mims.console import print_text
 
-Markdown = markdown_flag("the reference (instead of the JSON Schema)")
+Markdown = Annotated[bool, markdown_flag("the reference (instead of the JSON Schema)")]
 
 
 def register(app: typer.Typer) -> None:

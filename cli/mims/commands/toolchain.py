@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from typing import Annotated
+
 import typer
 from rich.console import RenderableType
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -26,8 +28,8 @@ app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, 
                        "cluster).")
 
 STATE_STYLE = {"present": "green", "missing": "red", "stale": "yellow"}
-InstallJson = json_flag("the installed tools")
-StatusJson = json_flag("the status")
+InstallJson = Annotated[bool, json_flag("the installed tools")]
+StatusJson = Annotated[bool, json_flag("the status")]
 
 
 def register(parent: typer.Typer) -> None:

@@ -117,9 +117,9 @@ def lower_bound(items: list[Item], cpu_m: int, memory: int) -> int:
         return 0
     need_cpu = sum(i.cpu_m for i in items)
     need_memory = sum(i.memory for i in items)
-    bounds = [1]
+    bounds: list[float] = [1]
     if need_cpu:
         bounds.append(math.ceil(need_cpu / cpu_m) if cpu_m else math.inf)
     if need_memory:
         bounds.append(math.ceil(need_memory / memory) if memory else math.inf)
-    return max(bounds)  # type: ignore[return-value]
+    return max(bounds)  # type: ignore[return-value]  # math.inf: no node type holds the items

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi.automation as auto
 
@@ -124,19 +125,19 @@ class Engine:
                 selected = {result[0]: result for result in pool.map(select, self.stacks)}
             return selected, secrets.result()
 
-    def _preview(self, name: str, stack: auto.Stack, up_to_date: bool) -> StackOutcome:
-        if up_to_date:
+    def _preview(self, name: str, stack: auto.Stack | None, up_to_date: bool) -> StackOutcome:
+        if up_to_date or stack is None:  # no stack: an empty layer that never ran (`_select_all`)
             return StackOutcome(name, {"same": len(self.stacks[name].objects)})
         listener = self.reporter.listener(name, planning=True)
         _engine(listener, stack.preview, on_event=listener)
         return StackOutcome(name, dict(listener.counts))
 
-    def _update(self, name: str, stack: auto.Stack, up_to_date: bool) -> StackOutcome:
-        if up_to_date:
+    def _update(self, name: str, stack: auto.Stack | None, up_to_date: bool) -> StackOutcome:
+        if up_to_date or stack is None:
             return StackOutcome(name, {"same": len(self.stacks[name].objects)})
         _recover(stack, self.reporter)
         listener = self.reporter.listener(name)
-        _engine(listener, stack.up, on_event=listener, message=stack.workspace.program.fingerprint(),
+        _engine(listener, stack.up, on_event=listener, message=_program_of(stack).fingerprint(),
                 show_secrets=False, suppress_outputs=True)
         return StackOutcome(name, dict(listener.counts))
 
@@ -235,7 +236,7 @@ def _up_to_date(stack: auto.Stack) -> bool:
     half-way writes no history, so the last entry can match although the state holds its partial
     changes and pending operations (`_recover` then repairs the stack before the update). A stack
     that never ran and has no objects (add-ons nobody asked for) has nothing to do either."""
-    program: StackProgram = stack.workspace.program
+    program = _program_of(stack)
     if locked(stack):
         return False
     history = stack.history(page_size=1, show_secrets=False)
@@ -243,6 +244,13 @@ def _up_to_date(stack: auto.Stack) -> bool:
         return not program.objects
     return history[0].kind == "update" and history[0].result == "succeeded" \
         and history[0].message == program.fingerprint()
+
+
+def _program_of(stack: auto.Stack) -> StackProgram:
+    """The program `_select_all` gave a component stack's workspace."""
+    program = stack.workspace.program
+    assert isinstance(program, StackProgram)
+    return program
 
 
 def _recover(stack: auto.Stack, progress: Progress) -> None:
@@ -268,9 +276,10 @@ def purge_namespaces(target: Target, city: str, progress: Progress,
     try:
         core = client.CoreV1Api(config.new_client_from_config(
             config_file=str(target.kubeconfig), context=target.context, persist_config=False))
-        namespaces = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items]
+        namespaces = [_name(ns) for ns in core.list_namespace(label_selector=selector).items]
         volumes = {claim.spec.volume_name for ns in namespaces
-                   for claim in core.list_namespaced_persistent_volume_claim(ns).items if claim.spec.volume_name}
+                   for claim in core.list_namespaced_persistent_volume_claim(ns).items
+                   if claim.spec and claim.spec.volume_name}
         for name in namespaces:
             progress.say(f"deleting namespace {name} with its volume claims")
             try:
@@ -280,9 +289,9 @@ def purge_namespaces(target: Target, city: str, progress: Progress,
                     raise
         deadline = time.monotonic() + timeout
         while True:
-            left = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items]
-            left += [pv.metadata.name for pv in core.list_persistent_volume().items
-                     if pv.metadata.name in volumes and pv.spec.persistent_volume_reclaim_policy == "Delete"]
+            left = [_name(ns) for ns in core.list_namespace(label_selector=selector).items]
+            left += [_name(pv) for pv in core.list_persistent_volume().items
+                     if _name(pv) in volumes and pv.spec and pv.spec.persistent_volume_reclaim_policy == "Delete"]
             if not left:
                 return
             if time.monotonic() > deadline:
@@ -300,3 +309,10 @@ def _last_error_line(exc: auto.errors.CommandError) -> str:
     `error:` line."""
     lines = [line[line.index("error:"):].strip() for line in str(exc).splitlines() if "error:" in line]
     return lines[-1] if lines else str(exc).strip().splitlines()[-1]
+
+
+def _name(obj: Any) -> str:
+    """An object's name as the API server returns it (always set there; the client's models make
+    every field optional)."""
+    assert obj.metadata and obj.metadata.name
+    return obj.metadata.name

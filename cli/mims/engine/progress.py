@@ -57,8 +57,8 @@ class StackListener:
             step = event.resource_pre_event.metadata
         elif not self.planning and event.res_outputs_event:
             step = event.res_outputs_event.metadata
-        op = step.op.value if step is not None else None
-        if op in _COUNTED and step.type.startswith("kubernetes:"):
+        if step is not None and step.op.value in _COUNTED and step.type.startswith("kubernetes:"):
+            op = step.op.value
             self.counts[op] += 1
             if op != "same":
                 verb = ("will " + op) if self.planning else _DONE[op]

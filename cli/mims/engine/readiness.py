@@ -27,15 +27,15 @@ def workload_states(api: client.ApiClient, objects: list[dict]) -> list[Workload
         namespace, name = meta.get("namespace", ""), meta["name"]
         try:
             if kind == "Deployment":
-                status = apps.read_namespaced_deployment_status(name, namespace).status
-                states.append(_replicas(namespace, kind, name, obj, status.available_replicas))
+                deployment = apps.read_namespaced_deployment_status(name, namespace).status
+                states.append(_replicas(namespace, kind, name, obj, deployment.available_replicas if deployment else None))
             elif kind == "StatefulSet":
-                status = apps.read_namespaced_stateful_set_status(name, namespace).status
-                states.append(_replicas(namespace, kind, name, obj, status.ready_replicas))
+                statefulset = apps.read_namespaced_stateful_set_status(name, namespace).status
+                states.append(_replicas(namespace, kind, name, obj, statefulset.ready_replicas if statefulset else None))
                 states.extend(_claims(core, namespace, name, obj))
             elif kind == "Job":
-                status = batch.read_namespaced_job_status(name, namespace).status
-                complete = bool(status.succeeded)
+                job = batch.read_namespaced_job_status(name, namespace).status
+                complete = bool(job and job.succeeded)
                 states.append(WorkloadState(namespace, kind, name, "complete" if complete else "running", complete))
         except ApiException as exc:
             if exc.status != 404:
@@ -56,7 +56,8 @@ def _claims(core: client.CoreV1Api, namespace: str, statefulset: str, obj: dict)
         for ordinal in range(replicas):
             claim = f"{template['metadata']['name']}-{statefulset}-{ordinal}"
             try:
-                phase = core.read_namespaced_persistent_volume_claim(claim, namespace).status.phase
+                status = core.read_namespaced_persistent_volume_claim(claim, namespace).status
+                phase = (status and status.phase) or "unknown"  # the API server always sets a phase
             except ApiException as exc:
                 if exc.status != 404:
                     raise

@@ -87,7 +87,7 @@ def plugin_version(path: Path, env: Mapping[str, str]) -> str:
     except OSError as exc:
         raise Unavailable(f"{path} did not start: {exc}") from exc
     try:
-        line = _read_line(proc, PLUGIN_TIMEOUT)
+        line = _read_line(proc, str(path), PLUGIN_TIMEOUT)
         if not line.strip().isdigit():
             raise Unavailable(f"{path} printed {line.strip()[:80]!r}, not the port of a Pulumi plugin")
         with grpc.insecure_channel(f"127.0.0.1:{line.strip()}") as channel:
@@ -99,16 +99,16 @@ def plugin_version(path: Path, env: Mapping[str, str]) -> str:
         _stop(proc)
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+def _read_line(proc: subprocess.Popen, program: str, timeout: float) -> str:
     assert proc.stdout is not None
     fd, data, deadline = proc.stdout.fileno(), b"", time.monotonic() + timeout
     while b"\n" not in data:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise Unavailable(f"{proc.args[0]} printed no port within {timeout:.0f}s")
+            raise Unavailable(f"{program} printed no port within {timeout:.0f}s")
         chunk = os.read(fd, 256)
         if not chunk:
-            raise Unavailable(f"{proc.args[0]} exited (status {proc.wait()}) before printing its port")
+            raise Unavailable(f"{program} exited (status {proc.wait()}) before printing its port")
         data += chunk
     return data.split(b"\n", 1)[0].decode(errors="replace")
 

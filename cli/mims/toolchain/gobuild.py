@@ -107,7 +107,7 @@ class _Runner:
                 raise self.error(cmd, f"exited with status {proc.returncode}", _tail(text))
             return text
         try:
-            proc = subprocess.run(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, check=False,
+            done = subprocess.run(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, check=False,
                                   stderr=subprocess.STDOUT, text=True, errors="replace", timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             out = exc.output if isinstance(exc.output, str) else (exc.output or b"").decode(errors="replace")
@@ -115,11 +115,11 @@ class _Runner:
             raise self.error(cmd, f"did not finish within {timeout:.0f}s", _tail(out)) from exc
         except OSError as exc:
             raise self.error(cmd, f"cannot run it: {exc}", "") from exc
-        self.log.write(proc.stdout)
+        self.log.write(done.stdout)
         self.log.flush()
-        if proc.returncode != 0:
-            raise self.error(cmd, f"exited with status {proc.returncode}", _tail(proc.stdout))
-        return proc.stdout
+        if done.returncode != 0:
+            raise self.error(cmd, f"exited with status {done.returncode}", _tail(done.stdout))
+        return done.stdout
 
     def error(self, cmd: list[str], what: str, tail: str) -> ToolchainError:
         message = f"building {self.tool.name} {self.tool.version} failed: `{shlex.join(cmd)}` {what}"
