@@ -330,7 +330,7 @@ def delete_cluster(bench: Bench, system: System) -> float | None:
         if run.returncode == 0:
             system.created = False
             return round(run.seconds, 2)
-    except Exception as exc:  # noqa: BLE001 - cleanup: report and go on to the fallback
+    except Exception as exc:  # cleanup: report and go on to the fallback
         print(f"    cluster delete failed: {exc}", file=sys.stderr)
     _kill_cluster_processes(system)
     return None

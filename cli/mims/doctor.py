@@ -81,7 +81,7 @@ def blocking_error(checks: list[Check]) -> ToolchainError | None:
     if not blocked:
         return None
     reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks
-                        if c.name in ("go", "toolchain dir") and c.state != "ok" or c.name == "toolchain sources")
+                        if (c.name in ("go", "toolchain dir") and c.state != "ok") or c.name == "toolchain sources")
     return ToolchainError(f"{', '.join(blocked)} {'is' if len(blocked) == 1 else 'are'} not installed and "
                           f"cannot be installed here ({reasons})", tool=blocked[0])
 

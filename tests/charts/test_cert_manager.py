@@ -479,7 +479,7 @@ def test_each_role_is_bound_to_its_own_account_only(render):
                 for o in own(rendering) if o["kind"] in ("RoleBinding", "ClusterRoleBinding")}
     expected = {(kind + "Binding", name) for kind, name in UPSTREAM_RBAC if name not in UPSTREAM_AGGREGATED}
     assert set(bindings) == expected
-    for (kind, name), binding in bindings.items():
+    for (_kind, name), binding in bindings.items():
         assert binding["roleRef"]["name"].removeprefix("alderbrook-") == name
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account_of(name), "namespace": NS}]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from mims.charts.footprint import footprint_of, workloads_of
 from mims.cost.model import pack
 from mims.cost.packing import allocatable
 from mims.cost.sheets import NodeType
-from mims.charts.footprint import footprint_of, workloads_of
 
 MIB = 2**20
 

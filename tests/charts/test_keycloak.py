@@ -133,7 +133,7 @@ def test_every_client_puts_gateway_in_the_audience_except_grafana(render):
 
 def test_server_runs_prebuilt_from_a_read_only_copy(render):
     spec = pod(render())
-    copy, build = spec["initContainers"]
+    _copy, build = spec["initContainers"]
     assert build["args"] == ["build"]
     build_env = env_of(build)
     server_env = env_of(spec["containers"][0])

@@ -434,7 +434,7 @@ def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_key
     assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "alderbrook-iam"}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
-    assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8883}]
+    assert next(r for r in ingress if "from" not in r)["ports"] == [{"protocol": "TCP", "port": 8883}]
     assert {"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
             "from": PUBLIC_ADDRESSES} in ingress
     assert {"ports": [{"protocol": "TCP", "port": 1883}],

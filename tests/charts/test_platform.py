@@ -101,7 +101,7 @@ def test_long_running_containers_have_probes(rendering):
 
 
 def test_images_are_pinned_versions(rendering):
-    for obj, pod in pod_specs(rendering):
+    for _obj, pod in pod_specs(rendering):
         for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
             image = c["image"]
             tag = image.split("@")[0].rsplit(":", 1)

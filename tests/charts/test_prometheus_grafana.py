@@ -180,7 +180,7 @@ def test_network_policies_let_prometheus_reach_every_metrics_pod(rendered_exampl
     rendering = rendered_examples[example]
     monitoring = f"{rendering.loaded.blueprint.city.name}-monitoring"
     egress = find(rendering, "NetworkPolicy", "allow-egress-prometheus", monitoring)["spec"]["egress"]
-    for component, namespace, metric in metrics_targets(rendering):
+    for _component, namespace, metric in metrics_targets(rendering):
         port = {"protocol": "TCP", "port": metric.port}
         ingress = find(rendering, "NetworkPolicy", f"allow-ingress-{metric.workload}", namespace)["spec"]
         assert ingress["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == metric.workload

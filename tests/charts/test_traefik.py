@@ -143,7 +143,7 @@ def test_plain_http_trial_neither_redirects_nor_trusts_forwarded_headers(render)
 def test_network_open_on_its_ports_forwarding_to_the_gateway_and_watching_the_api(render):
     rendering = render()
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-traefik", NS)["spec"]["ingress"]
-    assert [r for r in ingress if "from" not in r][0]["ports"] == [{"protocol": "TCP", "port": 8000},
+    assert next(r for r in ingress if "from" not in r)["ports"] == [{"protocol": "TCP", "port": 8000},
                                                                   {"protocol": "TCP", "port": 8443},
                                                                   {"protocol": "TCP", "port": 8883}]
     egress = find(rendering, "NetworkPolicy", "allow-egress-traefik", NS)["spec"]["egress"]

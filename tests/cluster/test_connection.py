@@ -110,7 +110,7 @@ def test_simulated_cluster_is_created_when_asked(home, monkeypatch):
 
 def test_kind_without_a_container_runtime(home, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(ClusterError, match="^kind needs Docker or Podman; neither is on PATH$"):
+    with pytest.raises(ClusterError, match=r"^kind needs Docker or Podman; neither is on PATH$"):
         resolve(Cluster(target="kind"), create_sim=True)
 
 

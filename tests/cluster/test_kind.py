@@ -46,7 +46,7 @@ def install(bin_dir: Path, name: str, body: str = "#!/bin/sh\nexit 0\n") -> None
 
 def test_no_container_runtime(fake_bin):
     install(fake_bin, "kind", FAKE_KIND)
-    with pytest.raises(ClusterError, match="^kind needs Docker or Podman; neither is on PATH$"):
+    with pytest.raises(ClusterError, match=r"^kind needs Docker or Podman; neither is on PATH$"):
         KindCluster().exists()
 
 

@@ -43,7 +43,7 @@ def test_svg_comparison_has_a_bar_per_option(rendered_examples):
 
 
 def test_unknown_chart_formats_are_refused(small, tmp_path):
-    with pytest.raises(UsageError, match="must end in .svg or .png"):
+    with pytest.raises(UsageError, match=r"must end in \.svg or \.png"):
         write_chart(single_chart(small, "A"), tmp_path / "chart.pdf")
 
 

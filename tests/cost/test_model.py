@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from mims.blueprint import load_blueprint
-from mims.cost.model import estimate
 from mims.charts.footprint import workloads_of
+from mims.cost.model import estimate
 from mims.errors import InvalidInput
 from tests.conftest import EXAMPLES, REPO
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import merge
 
 import mims
 from mims import paths
@@ -32,7 +33,6 @@ from mims.cluster import SimCluster
 from mims.cluster.sim import TOOLS
 from mims.secrets import ANNOTATION
 from mims.toolchain import status as toolchain_status
-from tests.conftest import merge
 
 EXAMPLES_DIR = paths.blueprints_dir() / "examples"
 SMALL_CITY = EXAMPLES_DIR / "small-city.yaml"

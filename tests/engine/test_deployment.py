@@ -9,7 +9,6 @@ import json
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
 from tests.engine.conftest import SMALL_CITY, Deployed, Mims, blueprint_copy, example_names
 
 

@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.engine.conftest import Mims, blueprint_copy
 
 from mims.engine.locks import _stale
-from tests.engine.conftest import Mims, blueprint_copy
 
 # A city with few components, so killing and converging stays quick: the foundation, IAM, the
 # broker and its @context server.

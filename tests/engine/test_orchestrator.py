@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
+from tests.engine.conftest import MANAGED, SMALL_CITY, Deployed, blueprint_copy, deploy, list_objects
 
 from mims.engine.program import data_namespaces, resource_name
-from tests.engine.conftest import MANAGED, SMALL_CITY, Deployed, blueprint_copy, deploy, list_objects
 
 pytestmark = pytest.mark.integration
 

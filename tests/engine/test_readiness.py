@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-
 from tests.engine.conftest import MANAGED, Deployed, example_names
 
 pytestmark = pytest.mark.integration

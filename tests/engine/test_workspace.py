@@ -9,9 +9,9 @@ import base64
 from pathlib import Path
 
 import pytest
+from tests.engine.conftest import RECORD, Deployed
 
 from mims.toolchain import pulumi_home
-from tests.engine.conftest import RECORD, Deployed
 
 pytestmark = pytest.mark.integration
 

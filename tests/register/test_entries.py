@@ -21,7 +21,7 @@ def test_schema_matches_the_standard_field_list():
     props = schema()["properties"]
     assert list(props) == [r[1] for r in rows]
     assert sorted(schema()["required"]) == sorted(r[1] for r in rows if r[0] == "REQ")
-    for flag, name, group, kind in rows:
+    for _flag, name, group, kind in rows:
         assert props[name]["x-group"] == group
         if kind.startswith("enum"):
             assert props[name]["enum"] == kind.split("enum=", 1)[1].split("/")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mims.errors import MimsError, ToolchainError
 from mims.toolchain import install, pulumi_home, status, toolchain_dir
 from tests.toolchain.modules import GO, TOOLS

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mims.errors import ToolchainError, UsageError
 from mims.toolchain import checks, download, install, load_tools, modulezip, pulumi_home, sources, status
 from tests.toolchain.fakes import isolate_sources, script

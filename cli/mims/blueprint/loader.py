@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 from pydantic import ValidationError
 
 from mims.blueprint.model import Blueprint, cross_checks

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import yaml

@@ -15,9 +15,9 @@ import yaml
 from mims import paths
 from mims.blueprint.loader import LoadedBlueprint
 from mims.charts.footprint import Footprint, footprint_of
-from mims.charts.mirror import Mirror
 from mims.charts.inputs import component_inputs
 from mims.charts.meta import Chart, all_charts, load_charts
+from mims.charts.mirror import Mirror
 from mims.charts.network import network_policies, tcp_exposed
 from mims.charts.overrides import apply_overrides, unmatched_overrides
 from mims.charts.scrape import metrics_services, scrape_targets

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-
 from typing import Annotated
 
 import typer
 from rich.console import RenderableType
 from rich.table import Table
 
-from mims.commands.options import (AllowOverBudget, Blueprint, Context, Kubeconfig, Quiet, Yes, json_flag,
-                                   markdown_flag)
+from mims.commands.options import AllowOverBudget, Blueprint, Context, Kubeconfig, Quiet, Yes, json_flag, markdown_flag
 from mims.console import Format, err, interactive, new_table, output_format, show
 from mims.engine.deployment import Deployment, open_deployment
 from mims.engine.scheduler import CHANGE_KINDS, StackOutcome

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mims.blueprint.model import Budget
+from mims.charts.footprint import Pod, Workloads, workloads_of
 from mims.charts.render import Rendering
 from mims.cost.packing import Bin, DoesNotFit, Item, allocatable, first_fit_decreasing, system_reserve
 from mims.cost.sheets import AUTO, CURRENCY, NodeType, Sheet, sheets_for
-from mims.charts.footprint import Pod, Workloads, workloads_of
 from mims.errors import InvalidInput
 
 MONTHS = 12

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mims.blueprint import load_blueprint
-from mims.charts.render import Renderer, Rendering
 from mims.charts.quantity import bytes_of, cpu_millicores
+from mims.charts.render import Renderer, Rendering
 from mims.cluster import ClusterConnection, SimCluster, resolve
 from mims.cost.guard import check_cap
 from mims.cost.model import estimate

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from importlib.metadata import version
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import pulumi

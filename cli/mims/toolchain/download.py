@@ -138,7 +138,7 @@ def download_release(tool: Tool, bin_dir: Path, work: Path, fetcher: Fetcher, sa
         say(f"downloaded {release.name} ({(work / release.name).stat().st_size >> 20} MB in "
             f"{time.monotonic() - started:.0f}s); sha256 matches")
         _extract(work / release.name, release.members, bin_dir)
-        urls.update({b: release.url for b in release.members})
+        urls.update(dict.fromkeys(release.members, release.url))
     return urls
 
 
@@ -150,9 +150,9 @@ def _published_sha256(text: str, name: str) -> str:
         return words[0].lower()
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
-            if parts[-1].lstrip("*").removeprefix("./") == name:
-                return parts[0].lower()
+        if (len(parts) >= 2 and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0])
+                and parts[-1].lstrip("*").removeprefix("./") == name):
+            return parts[0].lower()
     return ""
 
 

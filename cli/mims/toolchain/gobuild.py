@@ -225,7 +225,7 @@ def _json_error(text: str) -> str:
 
 def _copy_writable(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(dest):
+    for dirpath, _dirnames, filenames in os.walk(dest):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             path = os.path.join(dirpath, name)
