@@ -40,30 +40,44 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     py = sys.executable
-    rows = [("baseline: python -c pass", *measure([py, "-c", "pass"], args.runs)),
-            ("baseline: import mims.app", *measure([py, "-c", "import mims.app"], args.runs))]
+    rows = [
+        ("baseline: python -c pass", *measure([py, "-c", "pass"], args.runs)),
+        ("baseline: import mims.app", *measure([py, "-c", "import mims.app"], args.runs)),
+    ]
     totals = {}
     with tempfile.TemporaryDirectory() as tmp:
         for example in EXAMPLES:
             rows.append((f"validate {example.name}", *measure([py, "-m", "mims", "validate", str(example)], args.runs)))
             out = Path(tmp) / example.stem
-            rows.append((f"render {example.name}",
-                         *measure([py, "-m", "mims", "render", str(example), "-o", str(out)], args.runs)))
-            summary = subprocess.run([py, "-m", "mims", "render", str(example), "-o", str(out), "--json"],
-                                     capture_output=True, text=True, check=True)
+            rows.append(
+                (
+                    f"render {example.name}",
+                    *measure([py, "-m", "mims", "render", str(example), "-o", str(out)], args.runs),
+                )
+            )
+            summary = subprocess.run(
+                [py, "-m", "mims", "render", str(example), "-o", str(out), "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             totals[example.name] = json.loads(summary.stdout)
     import_time = rows[1][1]
     print(f"{'command':44} {'median s':>9} {'over import':>12} {'peak MiB':>9}")
     for name, seconds, peak in rows:
         print(f"{name:44} {seconds:9.3f} {seconds - import_time:+12.3f} {peak:9.1f}")
     print()
-    print(f"{'blueprint':24} {'profile':12} {'objects':>7} {'cpu req':>8} {'mem req GiB':>12} "
-          f"{'mem lim GiB':>12} {'storage GiB':>12} {'pods':>5}")
+    print(
+        f"{'blueprint':24} {'profile':12} {'objects':>7} {'cpu req':>8} {'mem req GiB':>12} "
+        f"{'mem lim GiB':>12} {'storage GiB':>12} {'pods':>5}"
+    )
     for name, s in totals.items():
         t = s["total"]
-        print(f"{name:24} {s['profile']:12} {s['objects']:7d} {t['requests']['cpu']:8.2f} "
-              f"{t['requests']['memory_gib']:12.2f} {t['limits']['memory_gib']:12.2f} {t['storage_gib']:12.1f} "
-              f"{t['pods']:5d}")
+        print(
+            f"{name:24} {s['profile']:12} {s['objects']:7d} {t['requests']['cpu']:8.2f} "
+            f"{t['requests']['memory_gib']:12.2f} {t['limits']['memory_gib']:12.2f} {t['storage_gib']:12.1f} "
+            f"{t['pods']:5d}"
+        )
 
 
 if __name__ == "__main__":

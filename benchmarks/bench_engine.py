@@ -46,8 +46,14 @@ TARGET_NOOP_S = 20.0
 TARGET_PLAN_S = 20.0
 # Cold from-scratch builds measured on the development machine before the cache held them (empty
 # GOMODCACHE and GOCACHE, except kubectl: built after kubernetes, so with a warm GOCACHE).
-EARLIER_COLD_BUILDS = {"pulumi": 304, "pulumi-kubernetes": 504, "kubernetes": 296, "etcd": 28, "kwok": 91,
-                       "kubectl": 174}
+EARLIER_COLD_BUILDS = {
+    "pulumi": 304,
+    "pulumi-kubernetes": 504,
+    "kubernetes": 296,
+    "etcd": 28,
+    "kwok": 91,
+    "kubectl": 174,
+}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -72,7 +78,7 @@ def _children_map() -> dict[int, list[int]]:
             stat = Path(f"/proc/{entry.name}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # the name may hold spaces and parentheses
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])  # the name may hold spaces and parentheses
         children.setdefault(ppid, []).append(int(entry.name))
     return children
 
@@ -122,7 +128,7 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
-    max_rss_mib: float           # largest single process of the tree (wait4's ru_maxrss)
+    max_rss_mib: float  # largest single process of the tree (wait4's ru_maxrss)
     tree_peak_mib: float | None  # summed RSS of the whole tree, sampled
     tree_processes: int | None
     load_before: str
@@ -155,8 +161,16 @@ class Bench:
         self.kubectl = ""
         self._counter = 0
 
-    def run(self, label: str, argv: list[str], env: dict[str, str], *, sample: bool = False,
-            check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Run:
+    def run(
+        self,
+        label: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        sample: bool = False,
+        check: bool = True,
+        ok_codes: tuple[int, ...] = (0,),
+    ) -> Run:
         """Runs a command to its end, timed; stdout and stderr go to a log file per step."""
         load = loadavg()
         print(f"[{time.strftime('%H:%M:%S')}] {label} (load {load})", file=sys.stderr, flush=True)
@@ -184,13 +198,26 @@ class Bench:
                 reader.join(10)
                 out.seek(0)
                 stdout = out.read().decode(errors="replace")
-                log.write_text(f"$ {' '.join(argv)}\n# exit {code} after {seconds:.2f} s\n--- stdout\n{stdout}"
-                               "\n--- stderr (seconds since the start)\n"
-                               + "".join(f"{at:7.2f}  {line}" for at, line in reader.lines))
+                log.write_text(
+                    f"$ {' '.join(argv)}\n# exit {code} after {seconds:.2f} s\n--- stdout\n{stdout}"
+                    "\n--- stderr (seconds since the start)\n"
+                    + "".join(f"{at:7.2f}  {line}" for at, line in reader.lines)
+                )
         stderr = "".join(line for _, line in reader.lines)
-        result = Run(label, argv, seconds, code, stdout, stderr, usage.ru_maxrss / 1024,
-                     sampler.peak_bytes / 2**20 if sampler else None,
-                     sampler.peak_processes if sampler else None, load, log, reader.lines)
+        result = Run(
+            label,
+            argv,
+            seconds,
+            code,
+            stdout,
+            stderr,
+            usage.ru_maxrss / 1024,
+            sampler.peak_bytes / 2**20 if sampler else None,
+            sampler.peak_processes if sampler else None,
+            load,
+            log,
+            reader.lines,
+        )
         self.runs.append(result)
         print(f"    {seconds:.2f} s, exit {code}", file=sys.stderr, flush=True)
         if check and code not in ok_codes:
@@ -201,11 +228,18 @@ class Bench:
     def parallel(self, label: str, commands: list[list[str]], env: dict[str, str]) -> float:
         """Starts every command at once and waits for all; the wall time until the last one ends."""
         load = loadavg()
-        print(f"[{time.strftime('%H:%M:%S')}] {label}: {len(commands)} commands (load {load})",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {label}: {len(commands)} commands (load {load})",
+            file=sys.stderr,
+            flush=True,
+        )
         start = time.perf_counter()
-        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=env, text=True) for c in commands]
+        procs = [
+            subprocess.Popen(
+                c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, text=True
+            )
+            for c in commands
+        ]
         outputs = []
         try:
             for p in procs:
@@ -217,12 +251,15 @@ class Bench:
         seconds = time.perf_counter() - start
         self._counter += 1
         log = self.logs / f"{self._counter:02d}-{label.replace(' ', '-')}.log"
-        log.write_text("".join(f"$ {' '.join(c)}\n# exit {p.returncode}\n{o}\n"
-                               for c, p, o in zip(commands, procs, outputs)))
+        log.write_text(
+            "".join(f"$ {' '.join(c)}\n# exit {p.returncode}\n{o}\n" for c, p, o in zip(commands, procs, outputs))
+        )
         failed = [(c, o) for c, p, o in zip(commands, procs, outputs) if p.returncode != 0]
         if failed:
-            raise StepFailed(f"{label}: {len(failed)} of {len(commands)} failed (log {log}), first: "
-                             f"{' '.join(failed[0][0])}\n    {failed[0][1].strip()}")
+            raise StepFailed(
+                f"{label}: {len(failed)} of {len(commands)} failed (log {log}), first: "
+                f"{' '.join(failed[0][0])}\n    {failed[0][1].strip()}"
+            )
         print(f"    {seconds:.2f} s", file=sys.stderr, flush=True)
         return seconds
 
@@ -255,7 +292,7 @@ def _start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[19]  # field 22: start time in clock ticks
+    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22: start time in clock ticks
 
 
 def _descendants(root: int) -> set[tuple[int, str | None]]:
@@ -295,11 +332,28 @@ class System:
 def make_system(name: str, parent: Path) -> System:
     home = parent / name
     home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KUBECONFIG", "MIMS_KUBECONFIG", "MIMS_CONTEXT", "MIMS_BLUEPRINT", "MIMS_BACKEND",
-                        "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE")}
-    env.update({"MIMS_HOME": str(home), "MIMS_PASSPHRASE": PASSPHRASE, "NO_COLOR": "1",
-                "KUBECONFIG": str(home / "clusters" / "mims" / "kubeconfig")})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "KUBECONFIG",
+            "MIMS_KUBECONFIG",
+            "MIMS_CONTEXT",
+            "MIMS_BLUEPRINT",
+            "MIMS_BACKEND",
+            "PULUMI_BACKEND_URL",
+            "PULUMI_CONFIG_PASSPHRASE",
+        )
+    }
+    env.update(
+        {
+            "MIMS_HOME": str(home),
+            "MIMS_PASSPHRASE": PASSPHRASE,
+            "NO_COLOR": "1",
+            "KUBECONFIG": str(home / "clusters" / "mims" / "kubeconfig"),
+        }
+    )
     return System(name, home, env)
 
 
@@ -313,20 +367,26 @@ def cluster_memory(bench: Bench, system: System, label: str) -> dict:
 
 def create_cluster(bench: Bench, system: System, node: tuple[str, str]) -> dict:
     system.created = True  # from here on it must be deleted, whatever happens
-    run = bench.run(f"{system.name} cluster create",
-                    system.mims("cluster", "create", "--sim", "--cpu", node[0], "--memory", node[1], "--json"),
-                    system.env)
+    run = bench.run(
+        f"{system.name} cluster create",
+        system.mims("cluster", "create", "--sim", "--cpu", node[0], "--memory", node[1], "--json"),
+        system.env,
+    )
     reported = json.loads(run.stdout).get("seconds")
-    return {"seconds": round(run.seconds, 2), "reported_seconds": reported,
-            "memory_after_start": cluster_memory(bench, system, "after start")}
+    return {
+        "seconds": round(run.seconds, 2),
+        "reported_seconds": reported,
+        "memory_after_start": cluster_memory(bench, system, "after start"),
+    }
 
 
 def delete_cluster(bench: Bench, system: System) -> float | None:
     if not system.created:
         return None
     try:
-        run = bench.run(f"{system.name} cluster delete", system.mims("cluster", "delete", "--yes"), system.env,
-                        check=False)
+        run = bench.run(
+            f"{system.name} cluster delete", system.mims("cluster", "delete", "--yes"), system.env, check=False
+        )
         if run.returncode == 0:
             system.created = False
             return round(run.seconds, 2)
@@ -362,8 +422,10 @@ def measure_mims(bench: Bench, system: System, blueprint: Path, node: tuple[str,
     result = {"cluster": create_cluster(bench, system, node)}
     cold = bench.run("mims up (cold)", system.mims("up", str(blueprint), "--yes", "--json"), system.env, sample=True)
     summary = json.loads(cold.stdout)
-    result["cold_up"] = _summary(cold) | {"changes": summary["changes"],
-                                          "stacks": {s["name"]: s["seconds"] for s in summary["stacks"]}}
+    result["cold_up"] = _summary(cold) | {
+        "changes": summary["changes"],
+        "stacks": {s["name"]: s["seconds"] for s in summary["stacks"]},
+    }
     result["cluster"]["memory_after_up"] = cluster_memory(bench, system, "after up")
     status_run = bench.run("mims status", system.mims("status", str(blueprint), "--json"), system.env)
     status = json.loads(status_run.stdout)
@@ -372,10 +434,17 @@ def measure_mims(bench: Bench, system: System, blueprint: Path, node: tuple[str,
     result["ready_after_up"] = {"ready": status["ready"], "workloads": len(status["workloads"]), "not_ready": waiting}
     noop = bench.run("mims up (no-op)", system.mims("up", str(blueprint), "--yes", "--json"), system.env, sample=True)
     summary = json.loads(noop.stdout)
-    result["noop_up"] = _summary(noop) | {"changes": summary["changes"],
-                                          "stacks": {s["name"]: s["seconds"] for s in summary["stacks"]}}
-    plan = bench.run("mims plan", system.mims("plan", str(blueprint), "--detailed-exitcode"), system.env,
-                     sample=True, ok_codes=(0, 2))
+    result["noop_up"] = _summary(noop) | {
+        "changes": summary["changes"],
+        "stacks": {s["name"]: s["seconds"] for s in summary["stacks"]},
+    }
+    plan = bench.run(
+        "mims plan",
+        system.mims("plan", str(blueprint), "--detailed-exitcode"),
+        system.env,
+        sample=True,
+        ok_codes=(0, 2),
+    )
     result["plan"] = _summary(plan) | {"changes": plan.returncode == 2}
     result["warnings"] = _warnings([cold, noop, plan])
     return result
@@ -386,11 +455,15 @@ def _summary(run: Run) -> dict:
     cluster check, secrets) and after the last one finished (the summary)."""
     first = run.first(": started")
     done = [at for at, line in run.stderr_lines if ": done in " in line]
-    return {"seconds": round(run.seconds, 2), "load_before": run.load_before,
-            "before_first_stack_seconds": round(first, 2) if first is not None else None,
-            "after_last_stack_seconds": round(run.seconds - max(done), 2) if done else None,
-            "tree_peak_rss_mib": round(run.tree_peak_mib, 1) if run.tree_peak_mib is not None else None,
-            "tree_processes_at_peak": run.tree_processes, "largest_process_rss_mib": round(run.max_rss_mib, 1)}
+    return {
+        "seconds": round(run.seconds, 2),
+        "load_before": run.load_before,
+        "before_first_stack_seconds": round(first, 2) if first is not None else None,
+        "after_last_stack_seconds": round(run.seconds - max(done), 2) if done else None,
+        "tree_peak_rss_mib": round(run.tree_peak_mib, 1) if run.tree_peak_mib is not None else None,
+        "tree_processes_at_peak": run.tree_processes,
+        "largest_process_rss_mib": round(run.max_rss_mib, 1),
+    }
 
 
 def _warnings(runs: list[Run]) -> list[str]:
@@ -415,32 +488,51 @@ def measure_baseline(bench: Bench, system: System, blueprint: Path, node: tuple[
     started = time.perf_counter()
     steps = {}
     steps["apply foundation"] = bench.run(
-        "kubectl apply foundation", [kubectl, "apply", "--server-side", "-f", str(rendered / "foundation"),
-                                     "--recursive"], env).seconds
+        "kubectl apply foundation",
+        [kubectl, "apply", "--server-side", "-f", str(rendered / "foundation"), "--recursive"],
+        env,
+    ).seconds
     apply_rest = [kubectl, "apply", "--server-side", "--recursive"]
     for folder in folders:
         apply_rest += ["-f", str(folder)]
     steps["apply the rest"] = bench.run("kubectl apply rest", apply_rest, env).seconds
-    workloads = [(o["metadata"]["namespace"], o["kind"].lower(), o["metadata"]["name"]) for o in objects
-                 if o["kind"] in ("Deployment", "StatefulSet")]
+    workloads = [
+        (o["metadata"]["namespace"], o["kind"].lower(), o["metadata"]["name"])
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+    ]
     job_namespaces = sorted({o["metadata"]["namespace"] for o in objects if o["kind"] == "Job"})
-    waits = [[kubectl, "rollout", "status", f"{kind}/{name}", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
-             for ns, kind, name in workloads]
-    waits += [[kubectl, "wait", "--for=condition=complete", "job", "--all", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
-              for ns in job_namespaces]
+    waits = [
+        [kubectl, "rollout", "status", f"{kind}/{name}", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
+        for ns, kind, name in workloads
+    ]
+    waits += [
+        [kubectl, "wait", "--for=condition=complete", "job", "--all", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
+        for ns in job_namespaces
+    ]
     steps["rollouts and jobs"] = bench.parallel("kubectl rollout status and wait job", waits, env)
     # PVCs exist once the StatefulSets made them, that is after their rollouts.
-    pvc_namespaces = sorted({o["metadata"]["namespace"] for o in objects
-                             if o["kind"] == "StatefulSet" and o["spec"].get("volumeClaimTemplates")}
-                            | {o["metadata"]["namespace"] for o in objects if o["kind"] == "PersistentVolumeClaim"})
-    pvc_waits = [[kubectl, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc", "--all", "-n", ns,
-                  f"--timeout={WAIT_TIMEOUT}"] for ns in pvc_namespaces]
+    pvc_namespaces = sorted(
+        {
+            o["metadata"]["namespace"]
+            for o in objects
+            if o["kind"] == "StatefulSet" and o["spec"].get("volumeClaimTemplates")
+        }
+        | {o["metadata"]["namespace"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
+    )
+    pvc_waits = [
+        [kubectl, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc", "--all", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
+        for ns in pvc_namespaces
+    ]
     steps["pvcs bound"] = bench.parallel("kubectl wait pvc bound", pvc_waits, env) if pvc_waits else 0.0
     result["apply_to_ready_seconds"] = round(time.perf_counter() - started, 2)
     result["steps"] = {k: round(v, 2) for k, v in steps.items()}
     result["objects"] = len(objects)
-    result["waited_for"] = {"rollouts": len(workloads), "job_namespaces": len(job_namespaces),
-                            "pvc_namespaces": len(pvc_namespaces)}
+    result["waited_for"] = {
+        "rollouts": len(workloads),
+        "job_namespaces": len(job_namespaces),
+        "pvc_namespaces": len(pvc_namespaces),
+    }
     result["cluster"]["memory_after_apply"] = cluster_memory(bench, system, "after apply")
     return result
 
@@ -459,7 +551,9 @@ def _rendered_objects(rendered: Path) -> list[dict]:
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    meminfo = {line.split(":")[0]: line.split(":")[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()}
+    meminfo = {
+        line.split(":")[0]: line.split(":")[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+    }
     os_name = platform.platform()
     try:
         release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
@@ -468,14 +562,20 @@ def machine() -> dict:
         pass
     go = shutil.which("go")
     go_version = subprocess.run([go, "version"], capture_output=True, text=True).stdout.strip() if go else "not on PATH"
-    return {"cpu_model": models[0] if models else platform.processor(), "cpus": os.cpu_count(),
-            "memory_gib": round(int(meminfo["MemTotal"].split()[0]) / 2**20, 1), "os": os_name,
-            "python": platform.python_version(), "go": go_version}
+    return {
+        "cpu_model": models[0] if models else platform.processor(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(int(meminfo["MemTotal"].split()[0]) / 2**20, 1),
+        "os": os_name,
+        "python": platform.python_version(),
+        "go": go_version,
+    }
 
 
 def toolchain_builds(bench: Bench) -> dict:
-    run = bench.run("mims toolchain status", [sys.executable, "-m", "mims", "toolchain", "status", "--json"],
-                    dict(os.environ))
+    run = bench.run(
+        "mims toolchain status", [sys.executable, "-m", "mims", "toolchain", "status", "--json"], dict(os.environ)
+    )
     status = json.loads(run.stdout)
     tools = {}
     for tool in status["tools"]:
@@ -484,9 +584,13 @@ def toolchain_builds(bench: Bench) -> dict:
             built_at = json.loads((Path(tool["dir"]) / "tool.json").read_text()).get("built_at")
         except (OSError, ValueError):
             pass
-        tools[tool["name"]] = {"version": tool["version"], "state": tool.get("state"),
-                               "recorded_build_seconds": tool.get("build_seconds"), "built_at": built_at,
-                               "earlier_cold_seconds": EARLIER_COLD_BUILDS.get(tool["name"])}
+        tools[tool["name"]] = {
+            "version": tool["version"],
+            "state": tool.get("state"),
+            "recorded_build_seconds": tool.get("build_seconds"),
+            "built_at": built_at,
+            "earlier_cold_seconds": EARLIER_COLD_BUILDS.get(tool["name"]),
+        }
     return {"toolchain_dir": status["toolchain_dir"], "tools": tools}
 
 
@@ -497,23 +601,36 @@ def toolchain_builds(bench: Bench) -> dict:
 def targets(mims: dict, baseline: dict) -> list[dict]:
     ratio = mims["cold_up"]["seconds"] / baseline["apply_to_ready_seconds"]
     return [
-        {"target": f"cold mims up within {TARGET_COLD_RATIO:g}x the baseline", "value": f"{ratio:.2f}x",
-         "pass": ratio <= TARGET_COLD_RATIO},
-        {"target": f"no-op mims up under {TARGET_NOOP_S:g} s", "value": f"{mims['noop_up']['seconds']:.1f} s",
-         "pass": mims["noop_up"]["seconds"] < TARGET_NOOP_S and mims["noop_up"]["changes"] == 0},
-        {"target": f"mims plan under {TARGET_PLAN_S:g} s", "value": f"{mims['plan']['seconds']:.1f} s",
-         "pass": mims["plan"]["seconds"] < TARGET_PLAN_S and not mims["plan"]["changes"]},
+        {
+            "target": f"cold mims up within {TARGET_COLD_RATIO:g}x the baseline",
+            "value": f"{ratio:.2f}x",
+            "pass": ratio <= TARGET_COLD_RATIO,
+        },
+        {
+            "target": f"no-op mims up under {TARGET_NOOP_S:g} s",
+            "value": f"{mims['noop_up']['seconds']:.1f} s",
+            "pass": mims["noop_up"]["seconds"] < TARGET_NOOP_S and mims["noop_up"]["changes"] == 0,
+        },
+        {
+            "target": f"mims plan under {TARGET_PLAN_S:g} s",
+            "value": f"{mims['plan']['seconds']:.1f} s",
+            "pass": mims["plan"]["seconds"] < TARGET_PLAN_S and not mims["plan"]["changes"],
+        },
     ]
 
 
 def print_report(report: dict) -> None:
     m, b = report["mims"], report["baseline"]
-    print(f"blueprint {report['blueprint']}; machine: {report['machine']['cpus']} x {report['machine']['cpu_model']}, "
-          f"{report['machine']['memory_gib']} GiB; load average at start {report['load_start']}, "
-          f"at end {report['load_end']}")
+    print(
+        f"blueprint {report['blueprint']}; machine: {report['machine']['cpus']} x {report['machine']['cpu_model']}, "
+        f"{report['machine']['memory_gib']} GiB; load average at start {report['load_start']}, "
+        f"at end {report['load_end']}"
+    )
     print()
-    print(f"{'measure':54} {'seconds':>8} {'1st stack at':>13} {'after last':>11} {'tree peak MiB':>14} "
-          f"{'load before':>16}")
+    print(
+        f"{'measure':54} {'seconds':>8} {'1st stack at':>13} {'after last':>11} {'tree peak MiB':>14} "
+        f"{'load before':>16}"
+    )
     rows = [
         ("simulated cluster start (mims cluster create --sim)", m["cluster"], None),
         ("simulated cluster start, baseline's cluster", b["cluster"], None),
@@ -529,37 +646,51 @@ def print_report(report: dict) -> None:
         peak = f"{sampled['tree_peak_rss_mib']:.0f}" if sampled.get("tree_peak_rss_mib") else ""
         first = f"{sampled['before_first_stack_seconds']:.1f}" if sampled.get("before_first_stack_seconds") else ""
         last = f"{sampled['after_last_stack_seconds']:.1f}" if sampled.get("after_last_stack_seconds") else ""
-        print(f"{name:54} {data['seconds']:8.2f} {first:>13} {last:>11} {peak:>14} {sampled.get('load_before', ''):>16}")
+        print(
+            f"{name:54} {data['seconds']:8.2f} {first:>13} {last:>11} {peak:>14} {sampled.get('load_before', ''):>16}"
+        )
     for step, seconds in b["steps"].items():
         print(f"  baseline step: {step:39} {seconds:8.2f}")
     print()
-    print("cold mims up per stack (seconds, as mims up --json reports them): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in m["cold_up"]["stacks"].items()))
+    print(
+        "cold mims up per stack (seconds, as mims up --json reports them): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in m["cold_up"]["stacks"].items())
+    )
     print("no-op mims up per stack: " + ", ".join(f"{k} {v:.1f}" for k, v in m["noop_up"]["stacks"].items()))
     ready = m["ready_after_up"]
-    print(f"after cold up, mims status: {'all' if ready['ready'] else 'NOT all'} of {ready['workloads']} workloads "
-          f"and volumes ready" + (f"; waiting: {', '.join(ready['not_ready'])}" if ready["not_ready"] else ""))
+    print(
+        f"after cold up, mims status: {'all' if ready['ready'] else 'NOT all'} of {ready['workloads']} workloads "
+        f"and volumes ready" + (f"; waiting: {', '.join(ready['not_ready'])}" if ready["not_ready"] else "")
+    )
     print()
     print(f"{'cluster memory (RSS MiB)':34} {'total':>7}  per process")
-    for label, mem in (("mims cluster after start", m["cluster"]["memory_after_start"]),
-                       ("mims cluster after cold up", m["cluster"]["memory_after_up"]),
-                       ("baseline cluster after start", b["cluster"]["memory_after_start"]),
-                       ("baseline cluster after apply", b["cluster"]["memory_after_apply"])):
+    for label, mem in (
+        ("mims cluster after start", m["cluster"]["memory_after_start"]),
+        ("mims cluster after cold up", m["cluster"]["memory_after_up"]),
+        ("baseline cluster after start", b["cluster"]["memory_after_start"]),
+        ("baseline cluster after apply", b["cluster"]["memory_after_apply"]),
+    ):
         per = ", ".join(f"{k} {v:.0f}" for k, v in mem["processes"].items() if v is not None)
         print(f"{label:34} {mem['total_mib']:7.0f}  {per}")
     print()
-    print(f"ratio cold mims up / baseline: {report['ratios']['cold_up_over_baseline']:.2f}x; "
-          f"cold mims up / (render + baseline): {report['ratios']['cold_up_over_render_and_baseline']:.2f}x")
+    print(
+        f"ratio cold mims up / baseline: {report['ratios']['cold_up_over_baseline']:.2f}x; "
+        f"cold mims up / (render + baseline): {report['ratios']['cold_up_over_render_and_baseline']:.2f}x"
+    )
     for t in report["targets"]:
         print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['value']}")
     print()
-    print("one-time toolchain build, as the cache records it (tool.json build_seconds; a rebuild with warm "
-          "Go caches records less than a cold build):")
+    print(
+        "one-time toolchain build, as the cache records it (tool.json build_seconds; a rebuild with warm "
+        "Go caches records less than a cold build):"
+    )
     for name, t in report["toolchain"]["tools"].items():
         recorded = f"{t['recorded_build_seconds']:.1f} s" if t["recorded_build_seconds"] is not None else "-"
         earlier = f"{t['earlier_cold_seconds']} s" if t["earlier_cold_seconds"] is not None else "-"
-        print(f"  {name:18} {t['version']:9} recorded {recorded:>9} (built {t['built_at']}); "
-              f"cold build measured earlier: {earlier}")
+        print(
+            f"  {name:18} {t['version']:9} recorded {recorded:>9} (built {t['built_at']}); "
+            f"cold build measured earlier: {earlier}"
+        )
     if m["warnings"]:
         print()
         print("mims stderr lines mentioning warnings or errors:")
@@ -570,9 +701,14 @@ def print_report(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Times cluster start, cold and no-op `mims up` and `mims plan` against kubectl apply "
-                    "on simulated clusters (see the module docstring).")
-    parser.add_argument("--blueprint", type=Path, default=DEFAULT_BLUEPRINT,
-                        help="Blueprint to deploy (default: blueprints/examples/small-city.yaml).")
+        "on simulated clusters (see the module docstring)."
+    )
+    parser.add_argument(
+        "--blueprint",
+        type=Path,
+        default=DEFAULT_BLUEPRINT,
+        help="Blueprint to deploy (default: blueprints/examples/small-city.yaml).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     parser.add_argument("--logs", type=Path, help="Keep every command's output in this folder.")
     args = parser.parse_args()
@@ -589,9 +725,13 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     bench = Bench(logs)
     bench.kubectl = str(install(["kubectl"])["kubectl"]["kubectl"])
-    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "blueprint": str(blueprint.relative_to(ROOT))
-                    if blueprint.is_relative_to(ROOT) else str(blueprint),
-                    "node": {"cpu": node[0], "memory": node[1]}, "machine": machine(), "load_start": loadavg()}
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "blueprint": str(blueprint.relative_to(ROOT)) if blueprint.is_relative_to(ROOT) else str(blueprint),
+        "node": {"cpu": node[0], "memory": node[1]},
+        "machine": machine(),
+        "load_start": loadavg(),
+    }
     systems = [make_system("mims", work), make_system("baseline", work)]
     failed = False
     signal.signal(signal.SIGTERM, _on_sigterm)  # a CI timeout: the finally below still deletes the clusters
@@ -605,7 +745,9 @@ def main() -> None:
         report["ratios"] = {
             "cold_up_over_baseline": round(m["cold_up"]["seconds"] / b["apply_to_ready_seconds"], 2),
             "cold_up_over_render_and_baseline": round(
-                m["cold_up"]["seconds"] / (b["apply_to_ready_seconds"] + b["render_seconds"]), 2)}
+                m["cold_up"]["seconds"] / (b["apply_to_ready_seconds"] + b["render_seconds"]), 2
+            ),
+        }
         report["targets"] = targets(m, b)
     except (StepFailed, KeyboardInterrupt) as exc:
         failed = True

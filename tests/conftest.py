@@ -52,8 +52,11 @@ def write_blueprint(tmp_path: Path):
 def require_tool(name: str) -> str:
     """Path of an external checker: `$MIMS_<NAME>` or PATH. scripts/test installs every one, so in CI
     a missing tool fails the test; on a developer's machine it skips with the reason."""
-    found = (os.environ.get(f"MIMS_{name.upper().replace('-', '_')}") or shutil.which(name)
-             or shutil.which(name, path="/usr/sbin:/usr/local/sbin"))
+    found = (
+        os.environ.get(f"MIMS_{name.upper().replace('-', '_')}")
+        or shutil.which(name)
+        or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    )
     if not found:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not installed; scripts/test installs it")
@@ -77,9 +80,13 @@ def env_of(container: dict) -> dict:
 
 
 def find(rendering: Rendering, kind: str, name: str, namespace: str | None = None) -> dict:
-    hits = [o for o in rendering.objects()
-            if o["kind"] == kind and o["metadata"]["name"] == name
-            and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    hits = [
+        o
+        for o in rendering.objects()
+        if o["kind"] == kind
+        and o["metadata"]["name"] == name
+        and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
     assert len(hits) == 1, f"expected one {kind} {name}, found {len(hits)}"
     return hits[0]
 

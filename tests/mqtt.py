@@ -48,15 +48,18 @@ def running_mosquitto(data: dict[str, str], passwords: dict[str, str], folder: P
         subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True, capture_output=True)
     (folder / "acl").write_text(data["acl"])
     port = free_port()
-    conf = (data["mosquitto.conf"]
-            .replace("/mosquitto/secrets/passwd", str(passwd))
-            .replace("/mosquitto/config/acl", str(folder / "acl"))
-            .replace("listener 1883", f"listener {port} 127.0.0.1"))
+    conf = (
+        data["mosquitto.conf"]
+        .replace("/mosquitto/secrets/passwd", str(passwd))
+        .replace("/mosquitto/config/acl", str(folder / "acl"))
+        .replace("listener 1883", f"listener {port} 127.0.0.1")
+    )
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         conf += "\n# test only: as root, mosquitto would switch to user `mosquitto`, who cannot read the folder\nuser root\n"
     (folder / "mosquitto.conf").write_text(conf)
-    proc = subprocess.Popen([mosquitto, "-c", str(folder / "mosquitto.conf")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [mosquitto, "-c", str(folder / "mosquitto.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         wait_for_port(port, proc)
         yield proc, port
@@ -68,15 +71,24 @@ def running_mosquitto(data: dict[str, str], passwords: dict[str, str], folder: P
 class Client:
     """One MQTT 5 connection; every call waits for the broker's answer (at most `timeout` seconds)."""
 
-    def __init__(self, port: int, user: str | None = None, password: str | None = None, client_id: str = "t",
-                 ca: Path | None = None, host: str = "127.0.0.1", timeout: float = 3):
+    def __init__(
+        self,
+        port: int,
+        user: str | None = None,
+        password: str | None = None,
+        client_id: str = "t",
+        ca: Path | None = None,
+        host: str = "127.0.0.1",
+        timeout: float = 3,
+    ):
         self.timeout = timeout
         self.messages: queue.Queue = queue.Queue()
         self._connected = threading.Event()
         self._acks: dict[int, queue.Queue] = {}
         # No reconnection: a refused client or a stopped broker ends the network thread.
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                                  reconnect_on_failure=False)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=False
+        )
         if user is not None:
             self.client.username_pw_set(user, password)
         if ca is not None:

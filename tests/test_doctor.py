@@ -22,8 +22,18 @@ def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
 
 def test_checks_cover_everything_in_reading_order(machine):
     assert [c.name for c in doctor.run_checks()] == [
-        "python", "mims", "toolchain dir", "toolchain sources", "mims home", *(f"tool {t}" for t in TOOLS), "go", "pulumi SDK",
-        "pulumi-kubernetes SDK", "container runtime", "passphrase"]
+        "python",
+        "mims",
+        "toolchain dir",
+        "toolchain sources",
+        "mims home",
+        *(f"tool {t}" for t in TOOLS),
+        "go",
+        "pulumi SDK",
+        "pulumi-kubernetes SDK",
+        "container runtime",
+        "passphrase",
+    ]
 
 
 def test_every_tool_present_and_running_is_ok_and_go_is_not_needed(machine):
@@ -43,8 +53,9 @@ def test_missing_tool_is_a_warning_when_go_can_build_it(machine):
     assert kwok.state == "warn" and not kwok.blocking
     assert kwok.detail == "0.8.0 not installed yet (sigs.k8s.io/kwok@v0.8.0)"
     assert kwok.fix == "`mims toolchain install kwok` downloads it from github.com or builds it"
-    assert by_name(checks)["go"].detail == (f"go1.26.8 at {machine['bin'] / 'go'} (needed only if kwok cannot "
-                                            f"be downloaded)")
+    assert by_name(checks)["go"].detail == (
+        f"go1.26.8 at {machine['bin'] / 'go'} (needed only if kwok cannot be downloaded)"
+    )
     assert doctor.blocking_error(checks) is None
 
 
@@ -76,8 +87,10 @@ def test_missing_tool_without_go_blocks_with_exit_4_offline(machine, monkeypatch
     assert go.state == "missing" and go.fix == "install Go 1.26 or newer"
     error = doctor.blocking_error(checks)
     assert isinstance(error, ToolchainError) and error.exit_code == 4 and error.tool == "etcd"
-    assert str(error) == ("etcd is not installed and cannot be installed here (toolchain sources: present, build "
-                          "(MIMS_OFFLINE=1: no downloads); go: not on PATH (needed to build the missing tools))")
+    assert str(error) == (
+        "etcd is not installed and cannot be installed here (toolchain sources: present, build "
+        "(MIMS_OFFLINE=1: no downloads); go: not on PATH (needed to build the missing tools))"
+    )
 
 
 def test_sources_without_build_need_no_go(machine, monkeypatch):

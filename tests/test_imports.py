@@ -64,8 +64,11 @@ def graph() -> Graph:
 def cycles(graph: Graph) -> set[frozenset[str]]:
     """The strongly connected sets of modules: each module of one imports every other, through others."""
     reach = {module: _reachable(graph, module) for module in graph}
-    return {frozenset(other for other in reach[module] if module in reach[other])
-            for module in graph if module in reach[module]}
+    return {
+        frozenset(other for other in reach[module] if module in reach[other])
+        for module in graph
+        if module in reach[module]
+    }
 
 
 def _reachable(graph: Graph, start: str) -> set[str]:
@@ -95,8 +98,7 @@ def describe(graph: Graph, cycle: frozenset[str]) -> str:
 
 def _loop_lines(graph: Graph, loop: list[str]) -> str:
     files = module_files()
-    steps = [f"  {files[a].relative_to(PACKAGE.parent.parent)}:{graph[a][b]} imports {b}"
-             for a, b in pairwise(loop)]
+    steps = [f"  {files[a].relative_to(PACKAGE.parent.parent)}:{graph[a][b]} imports {b}" for a, b in pairwise(loop)]
     return "\n".join([" -> ".join(loop), *steps])
 
 

@@ -36,8 +36,10 @@ def test_password_file_must_hash_keys_of_the_same_secret():
 # -- SecretValues.fill -------------------------------------------------------------------------------
 
 # `mosquitto_passwd -b` output for user agent, password s3cret.
-MOSQUITTO_VECTOR = ("agent:$7$101$kgzojXMtLlPL+ysQ$5J90fYbOJ/i55Tpx8/Ygc8rwF8UA4v8/+GLFupf19RGxxheZqDlgFoeWvwmYc5y"
-                    "lvgjpD0MwE2ntwxA030CW+w==")
+MOSQUITTO_VECTOR = (
+    "agent:$7$101$kgzojXMtLlPL+ysQ$5J90fYbOJ/i55Tpx8/Ygc8rwF8UA4v8/+GLFupf19RGxxheZqDlgFoeWvwmYc5y"
+    "lvgjpD0MwE2ntwxA030CW+w=="
+)
 
 
 def named(name: str, fields: dict, namespace: str = "ns") -> dict:

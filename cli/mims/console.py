@@ -33,9 +33,13 @@ def output_format(as_json: bool, as_markdown: bool = False) -> Format:
     return Format.JSON if as_json else Format.MARKDOWN if as_markdown else Format.TABLE
 
 
-def show(fmt: Format, *, data: Callable[[], Any] | None = None,
-         table: Callable[[], Iterable[RenderableType]] | None = None,
-         markdown: Callable[[], str] | None = None) -> None:
+def show(
+    fmt: Format,
+    *,
+    data: Callable[[], Any] | None = None,
+    table: Callable[[], Iterable[RenderableType]] | None = None,
+    markdown: Callable[[], str] | None = None,
+) -> None:
     """A command's result on stdout in the chosen format; only that format is built. `data` is what
     `--json` prints; `table` yields tables and lines for people (a `str` is printed as it is, never
     read as rich markup; a `Text` carries its style); `markdown` is the text `--markdown` prints."""

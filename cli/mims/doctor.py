@@ -60,8 +60,7 @@ def run_checks(cache_dir: Path | None = None) -> list[Check]:
     if "build" not in sources:
         go = Check("go", "ok", "not used: the toolchain sources leave out build")
     elif to_install and not only_build:
-        go = go_check(go_min, needed=False,
-                      fallback_for=[n for n in to_install if not ways[n][0].startswith("links")])
+        go = go_check(go_min, needed=False, fallback_for=[n for n in to_install if not ways[n][0].startswith("links")])
     else:
         go = go_check(go_min, needed=bool(only_build))
     cannot_build = " and ".join(f"the {c.name} row" for c in (go, cache) if c.state != "ok")
@@ -69,9 +68,13 @@ def run_checks(cache_dir: Path | None = None) -> list[Check]:
         cannot_build = "the toolchain sources row"
     checks = [python_check(), mims_check(), cache, sources_row, writable_check("mims home", paths.home_dir())]
     checks += [tool_check(tools[s.name], s, cannot_build, ways.get(s.name)) for s in statuses]
-    checks += [go, sdk_check("pulumi", tools["pulumi"]),
-               sdk_check("pulumi-kubernetes", tools["pulumi-kubernetes"]),
-               container_runtime_check(), passphrase_check()]
+    checks += [
+        go,
+        sdk_check("pulumi", tools["pulumi"]),
+        sdk_check("pulumi-kubernetes", tools["pulumi-kubernetes"]),
+        container_runtime_check(),
+        passphrase_check(),
+    ]
     return checks
 
 
@@ -80,10 +83,16 @@ def blocking_error(checks: list[Check]) -> ToolchainError | None:
     blocked = [c.name.removeprefix("tool ") for c in checks if c.blocking]
     if not blocked:
         return None
-    reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks
-                        if (c.name in ("go", "toolchain dir") and c.state != "ok") or c.name == "toolchain sources")
-    return ToolchainError(f"{', '.join(blocked)} {'is' if len(blocked) == 1 else 'are'} not installed and "
-                          f"cannot be installed here ({reasons})", tool=blocked[0])
+    reasons = "; ".join(
+        f"{c.name}: {c.detail}"
+        for c in checks
+        if (c.name in ("go", "toolchain dir") and c.state != "ok") or c.name == "toolchain sources"
+    )
+    return ToolchainError(
+        f"{', '.join(blocked)} {'is' if len(blocked) == 1 else 'are'} not installed and "
+        f"cannot be installed here ({reasons})",
+        tool=blocked[0],
+    )
 
 
 def sources_check() -> tuple[Check, tuple[str, ...]]:
@@ -92,14 +101,16 @@ def sources_check() -> tuple[Check, tuple[str, ...]]:
     try:
         sources = toolchain_sources.resolve_sources()
     except UsageError as exc:
-        return Check("toolchain sources", "missing", str(exc), fix=f"set {env} to a comma list of "
-                     f"{', '.join(toolchain_sources.SOURCES)}"), ()
-    notes = [f"{name}={os.environ[name]}" for name in (env, toolchain_sources.SEARCH_PATH_ENV)
-             if os.environ.get(name)]
+        return Check(
+            "toolchain sources",
+            "missing",
+            str(exc),
+            fix=f"set {env} to a comma list of {', '.join(toolchain_sources.SOURCES)}",
+        ), ()
+    notes = [f"{name}={os.environ[name]}" for name in (env, toolchain_sources.SEARCH_PATH_ENV) if os.environ.get(name)]
     if toolchain_sources.offline():
         notes.append(f"{toolchain_sources.OFFLINE_ENV}=1: no downloads")
-    return Check("toolchain sources", "ok", ", ".join(sources) + (f" ({'; '.join(notes)})" if notes else "")), \
-        sources
+    return Check("toolchain sources", "ok", ", ".join(sources) + (f" ({'; '.join(notes)})" if notes else "")), sources
 
 
 def _other_ways(tool: Tool, root: Path, sources: tuple[str, ...]) -> list[str]:
@@ -112,8 +123,7 @@ def _other_ways(tool: Tool, root: Path, sources: tuple[str, ...]) -> list[str]:
             pass
         else:
             return [f"links {', '.join(str(p) for p in found.values())}"]
-    if "download" in sources and tool.download is not None \
-            and not toolchain_sources.skip_reason(tool, "download"):
+    if "download" in sources and tool.download is not None and not toolchain_sources.skip_reason(tool, "download"):
         return [f"downloads it from {tool.download.host()}"]
     return []
 
@@ -125,8 +135,12 @@ def _other_ways(tool: Tool, root: Path, sources: tuple[str, ...]) -> list[str]:
 def python_check() -> Check:
     version = ".".join(map(str, sys.version_info[:3]))
     if sys.version_info[:2] < PYTHON_MIN:
-        return Check("python", "missing", f"{version} at {sys.executable}",
-                     fix=f"use Python {'.'.join(map(str, PYTHON_MIN))} or newer")
+        return Check(
+            "python",
+            "missing",
+            f"{version} at {sys.executable}",
+            fix=f"use Python {'.'.join(map(str, PYTHON_MIN))} or newer",
+        )
     return Check("python", "ok", f"{version} at {sys.executable}")
 
 
@@ -147,8 +161,12 @@ def writable_check(name: str, path: Path, needed_now: bool = True) -> Check:
     else:
         where = "writable" if existing == path else f"will be created (in {existing})"
         return Check(name, "ok", f"{path}: {where}")
-    return Check(name, "missing" if needed_now else "warn", f"{path}: {reason}",
-                 fix="set MIMS_CACHE_DIR" if name == "toolchain dir" else "set MIMS_HOME")
+    return Check(
+        name,
+        "missing" if needed_now else "warn",
+        f"{path}: {reason}",
+        fix="set MIMS_CACHE_DIR" if name == "toolchain dir" else "set MIMS_HOME",
+    )
 
 
 def tool_check(tool: Tool, state: ToolStatus, cannot_build: str = "", ways: list[str] | None = None) -> Check:
@@ -159,8 +177,12 @@ def tool_check(tool: Tool, state: ToolStatus, cannot_build: str = "", ways: list
     if state.state == "present":
         failure = _run_tool_checks(tool, state)
         if failure:
-            return Check(name, "missing", f"{tool.version} in {state.dir.name}/ does not run: {failure}",
-                         fix=f"remove {state.dir}, then `mims toolchain install {tool.name}`")
+            return Check(
+                name,
+                "missing",
+                f"{tool.version} in {state.dir.name}/ does not run: {failure}",
+                fix=f"remove {state.dir}, then `mims toolchain install {tool.name}`",
+            )
         if state.source == "present":
             where = f", linked to {state.origin}"
         elif state.source == "download":
@@ -175,24 +197,29 @@ def tool_check(tool: Tool, state: ToolStatus, cannot_build: str = "", ways: list
         ways.append("builds it")
     if ways:
         return Check(name, "warn", detail, fix=f"`mims toolchain install {tool.name}` {' or '.join(ways)}")
-    return Check(name, "missing", f"{detail}; cannot be installed here",
-                 fix=f"see {cannot_build}, then `mims toolchain install {tool.name}`", blocking=True)
+    return Check(
+        name,
+        "missing",
+        f"{detail}; cannot be installed here",
+        fix=f"see {cannot_build}, then `mims toolchain install {tool.name}`",
+        blocking=True,
+    )
 
 
 def _run_tool_checks(tool: Tool, state: ToolStatus) -> str:
     """Runs the `check` commands of tools.yaml against the built binaries; the first failure, or ''.
     Pulumi gets a throw-away PULUMI_HOME (it writes a log even for `pulumi version`)."""
     with tempfile.TemporaryDirectory(prefix="mims-doctor-") as scratch:
-        return _first_failure(tool, state, {**os.environ, "PULUMI_HOME": scratch,
-                                            "PULUMI_SKIP_UPDATE_CHECK": "true"})
+        return _first_failure(tool, state, {**os.environ, "PULUMI_HOME": scratch, "PULUMI_SKIP_UPDATE_CHECK": "true"})
 
 
 def _first_failure(tool: Tool, state: ToolStatus, env: dict[str, str]) -> str:
     for binary, check in tool.check.items():
         cmd = [str(state.binaries[binary]), *(tool.expand(a) for a in check.args)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env,
-                                  timeout=RUN_TIMEOUT, check=False)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, errors="replace", env=env, timeout=RUN_TIMEOUT, check=False
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"`{binary} {' '.join(check.args)}`: {exc}"
         if not printed(tool.expand(check.expect), proc.stdout + proc.stderr):
@@ -210,18 +237,27 @@ def go_check(minimum: str, needed: bool, fallback_for: list[str] | None = None) 
         purpose = "needed to build the missing tools" if needed else "not needed: every tool is installed"
     absent = "missing" if needed else "warn" if fallback_for else "ok"
     if path is None:
-        return Check("go", absent, f"not on PATH ({purpose})",
-                     fix=f"install Go {minimum} or newer" if absent != "ok" else "")
+        return Check(
+            "go", absent, f"not on PATH ({purpose})", fix=f"install Go {minimum} or newer" if absent != "ok" else ""
+        )
     try:
-        version = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, check=True,
-                                 timeout=RUN_TIMEOUT,
-                                 env={**os.environ, "GOTOOLCHAIN": "local"}).stdout.strip()
+        version = subprocess.run(
+            [path, "env", "GOVERSION"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=RUN_TIMEOUT,
+            env={**os.environ, "GOTOOLCHAIN": "local"},
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         return Check("go", "missing" if needed else "warn", f"{path}: `go env GOVERSION` failed: {exc}")
     if minimum and _version_tuple(version) < _version_tuple(minimum):
-        return Check("go", "missing" if needed else "warn",
-                     f"{version} at {path} is older than go{minimum} ({purpose})",
-                     fix=f"install Go {minimum} or newer (mims does not download Go)")
+        return Check(
+            "go",
+            "missing" if needed else "warn",
+            f"{version} at {path} is older than go{minimum} ({purpose})",
+            fix=f"install Go {minimum} or newer (mims does not download Go)",
+        )
     return Check("go", "ok", f"{version} at {path}" + ("" if needed else f" ({purpose})"))
 
 
@@ -235,13 +271,21 @@ def sdk_check(distribution: str, tool: Tool) -> Check:
         return Check(name, "missing", "not installed", fix=f"pip install mims (it pins {distribution})")
     if tool.plugin is not None:
         if version != tool.version:
-            return Check(name, "warn", f"{version}, but the toolchain builds plugin {tool.plugin.name} "
-                                       f"v{tool.version} and the SDK asks for v{version}",
-                         fix=f"pip install {distribution}=={tool.version}")
+            return Check(
+                name,
+                "warn",
+                f"{version}, but the toolchain builds plugin {tool.plugin.name} "
+                f"v{tool.version} and the SDK asks for v{version}",
+                fix=f"pip install {distribution}=={tool.version}",
+            )
         return Check(name, "ok", f"{version} (equals plugin {tool.plugin.name} v{tool.version})")
     if _version_tuple(tool.version) < _version_tuple(version):
-        return Check(name, "warn", f"{version}, newer than the {tool.name} CLI {tool.version} mims builds",
-                     fix=f"pip install {distribution}<={tool.version}")
+        return Check(
+            name,
+            "warn",
+            f"{version}, newer than the {tool.name} CLI {tool.version} mims builds",
+            fix=f"pip install {distribution}<={tool.version}",
+        )
     return Check(name, "ok", f"{version} (CLI {tool.version}; a newer CLI supports an older SDK)")
 
 
@@ -253,16 +297,27 @@ def container_runtime_check() -> Check:
         if path is None:
             continue
         try:
-            answer = subprocess.run([path, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                                    text=True, timeout=RUN_TIMEOUT, check=False)
+            answer = subprocess.run(
+                [path, "info", "--format", "{{.ServerVersion}}"],
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT,
+                check=False,
+            )
         except (OSError, subprocess.SubprocessError):
             answer = None
         if answer is None or answer.returncode != 0:
-            return Check("container runtime", "warn", f"{runtime} is at {path} but its engine does not answer "
-                                                      f"(needed only for kind clusters)")
+            return Check(
+                "container runtime",
+                "warn",
+                f"{runtime} is at {path} but its engine does not answer (needed only for kind clusters)",
+            )
         return Check("container runtime", "ok", f"{runtime} {answer.stdout.strip()} at {path}")
-    return Check("container runtime", "warn", "neither docker nor podman is on PATH (needed only for kind "
-                                              "clusters; the simulated cluster needs none)")
+    return Check(
+        "container runtime",
+        "warn",
+        "neither docker nor podman is on PATH (needed only for kind clusters; the simulated cluster needs none)",
+    )
 
 
 def passphrase_check() -> Check:
@@ -273,11 +328,11 @@ def passphrase_check() -> Check:
     if path.is_file():
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            return Check("passphrase", "warn", f"from {path}, readable by others (mode {mode:04o})",
-                         fix=f"chmod 600 {path}")
+            return Check(
+                "passphrase", "warn", f"from {path}, readable by others (mode {mode:04o})", fix=f"chmod 600 {path}"
+            )
         return Check("passphrase", "ok", f"from {path}")
-    return Check("passphrase", "ok", f"will be created on first use in {path} (mode 0600), "
-                                     f"or set {PASSPHRASE_ENV}")
+    return Check("passphrase", "ok", f"will be created on first use in {path} (mode 0600), or set {PASSPHRASE_ENV}")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

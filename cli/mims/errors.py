@@ -24,8 +24,13 @@ class Problem:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "line": self.line, "column": self.column, "field": self.field,
-                "message": self.message}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
+            "message": self.message,
+        }
 
 
 class MimsError(Exception):
@@ -64,8 +69,9 @@ class ToolchainError(MimsError):
 
     exit_code = 4
 
-    def __init__(self, message: str, *, tool: str = "", command: list[str] | None = None,
-                 output_tail: str = "") -> None:
+    def __init__(
+        self, message: str, *, tool: str = "", command: list[str] | None = None, output_tail: str = ""
+    ) -> None:
         super().__init__(message)
         self.tool = tool
         self.command = command or []

@@ -23,8 +23,8 @@ _MOSQUITTO = re.compile(r"^mosquitto-passwd:([-a-z0-9]+(?:,[-a-z0-9]+)*)$")
 
 @dataclass(frozen=True)
 class Generator:
-    kind: str              # random | shared | cookie | mosquitto-passwd
-    length: int = 32       # characters (random, shared) or bytes (cookie)
+    kind: str  # random | shared | cookie | mosquitto-passwd
+    length: int = 32  # characters (random, shared) or bytes (cookie)
     shared_id: str = ""
     users: tuple[str, ...] = ()
 
@@ -80,8 +80,9 @@ class SecretValues:
     @classmethod
     def from_dict(cls, data: dict | None) -> SecretValues:
         data = data or {}
-        return cls(secrets={k: dict(v) for k, v in (data.get("secrets") or {}).items()},
-                   shared=dict(data.get("shared") or {}))
+        return cls(
+            secrets={k: dict(v) for k, v in (data.get("secrets") or {}).items()}, shared=dict(data.get("shared") or {})
+        )
 
     def as_dict(self) -> dict:
         return {"secrets": self.secrets, "shared": self.shared}
@@ -105,8 +106,9 @@ class SecretValues:
                 known[key] = _random_text(gen.length) if gen.kind == "random" else _cookie(gen.length)
                 fresh.add(key)
         for key, gen in gens.items():
-            if gen.kind == "mosquitto-passwd" and (key not in known or fresh & set(gen.users)
-                                                   or _passwd_users(known[key]) != gen.users):
+            if gen.kind == "mosquitto-passwd" and (
+                key not in known or fresh & set(gen.users) or _passwd_users(known[key]) != gen.users
+            ):
                 known[key] = "".join(mosquitto_passwd_line(user, known[user]) for user in gen.users)
         values = {key: known[key] for key in gens}
         return values, known != before
@@ -129,5 +131,4 @@ def mosquitto_passwd_line(user: str, password: str, salt: bytes | None = None) -
     """One line of a Mosquitto 2 password file, as `mosquitto_passwd` writes it."""
     salt = salt or secrets.token_bytes(_MOSQUITTO_SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _MOSQUITTO_ITERATIONS)
-    return (f"{user}:$7${_MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}"
-            f"${base64.b64encode(digest).decode()}\n")
+    return f"{user}:$7${_MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}\n"

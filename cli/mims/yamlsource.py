@@ -170,5 +170,12 @@ def _plain(node: Any, path: Path_, doc: SourceDoc, budget: list[int]) -> Any:
 
 
 def type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
-            bool: "a boolean", type(None): "nothing (null)"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "nothing (null)",
+    }.get(type(value), type(value).__name__)

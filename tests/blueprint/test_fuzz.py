@@ -16,11 +16,19 @@ from tests.conftest import EXAMPLES
 
 BASE = yaml.safe_load(next(p for p in EXAMPLES if p.name == "small-city.yaml").read_text())
 RENDERER = Renderer()
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-                    st.text(max_size=30), st.sampled_from(["orion-ld", "scorpio", "standard", "sim", "", "0"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                      max_leaves=10)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from(["orion-ld", "scorpio", "standard", "sim", "", "0"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=10,
+)
 
 
 def paths_of(node, prefix=()):
@@ -61,8 +69,13 @@ def check(path: Path) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mutations=st.lists(st.tuples(st.sampled_from(ALL_PATHS), st.sampled_from(["set", "delete", "rename", "add"]),
-                                    values), min_size=1, max_size=3))
+@given(
+    mutations=st.lists(
+        st.tuples(st.sampled_from(ALL_PATHS), st.sampled_from(["set", "delete", "rename", "add"]), values),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_mutated_examples_fail_cleanly(tmp_path_factory, mutations):
     data = BASE
     for path, action, value in mutations:

@@ -34,8 +34,15 @@ def test_unknown_key_suggests_the_right_one():
 def test_all_problems_reported_at_once_in_file_order():
     found = problems_of(BAD / "many-problems.yaml")
     fields = [p.split(": ", 2)[1] for p in found]
-    assert fields == ["city.name", "city.country", "domain", "budget.profile", "budget.cap_eur",
-                      "components.broker.implementation", "components.gatway"]
+    assert fields == [
+        "city.name",
+        "city.country",
+        "domain",
+        "budget.profile",
+        "budget.cap_eur",
+        "components.broker.implementation",
+        "components.gatway",
+    ]
     lines = [int(p.split(":")[1]) for p in found]
     assert lines == sorted(lines)
 
@@ -104,15 +111,25 @@ def test_device_users_may_not_take_names_mims_uses(write_blueprint):
     assert "components.ingestion.options.device_users: `passwd` is used by mims itself" in problem
 
 
-@pytest.mark.parametrize("mirror", ["https://registry.city.example/mims", "registry.city.example/mims:8.0",
-                                    "registry.city.example/mims@sha256:" + "0" * 64, "registry.city.example/",
-                                    "mirror/mims", "Registry.City.example"])
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        "https://registry.city.example/mims",
+        "registry.city.example/mims:8.0",
+        "registry.city.example/mims@sha256:" + "0" * 64,
+        "registry.city.example/",
+        "mirror/mims",
+        "Registry.City.example",
+    ],
+)
 def test_image_mirror_must_be_a_registry_host_and_path(write_blueprint, mirror):
     example = next(p for p in EXAMPLES if p.name == "small-city.yaml").read_text()
-    path = write_blueprint(example + f"images:\n  mirror: \"{mirror}\"\n")
+    path = write_blueprint(example + f'images:\n  mirror: "{mirror}"\n')
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:{len(example.splitlines()) + 2}:11: images.mirror: must be a registry "
-                              "host with an optional port and path, such as `registry.city.example/mims`")
+    assert problem.startswith(
+        f"{path}:{len(example.splitlines()) + 2}:11: images.mirror: must be a registry "
+        "host with an optional port and path, such as `registry.city.example/mims`"
+    )
 
 
 @pytest.mark.parametrize("mirror", ["registry.city.example/mims", "localhost:5000", "10.0.0.5:5000/city/prod"])

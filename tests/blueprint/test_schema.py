@@ -13,13 +13,15 @@ from tests.conftest import EXAMPLES, REPO
 
 
 def test_json_schema_file_is_current():
-    assert (REPO / "blueprints" / "blueprint.schema.json").read_text() == json_schema_text(), \
+    assert (REPO / "blueprints" / "blueprint.schema.json").read_text() == json_schema_text(), (
         "regenerate: mims schema -o blueprints/blueprint.schema.json"
+    )
 
 
 def test_markdown_reference_is_current():
-    assert (REPO / "docs" / "blueprint-reference.md").read_text() == markdown_reference(), \
+    assert (REPO / "docs" / "blueprint-reference.md").read_text() == markdown_reference(), (
         "regenerate: mims schema --markdown -o docs/blueprint-reference.md"
+    )
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)

@@ -27,10 +27,16 @@ NS = "alderbrook-ai-registry"
 EXAMPLES = paths.blueprints_dir() / "examples" / "algorithms"
 GROUPS = ["Basic information", "Use case", "Data", "Algorithm", "Oversight", "Metadata"]
 # Only what the register needs: the broker (publication target); the rest stays off.
-ONLY_REGISTER = {"components": {
-    "iam": {"enabled": False}, "catalogue": {"enabled": False}, "ingestion": {"enabled": False},
-    "gateway": {"enabled": False}, "monitoring": {"enabled": False}, "data_models": {"enabled": False},
-}}
+ONLY_REGISTER = {
+    "components": {
+        "iam": {"enabled": False},
+        "catalogue": {"enabled": False},
+        "ingestion": {"enabled": False},
+        "gateway": {"enabled": False},
+        "monitoring": {"enabled": False},
+        "data_models": {"enabled": False},
+    }
+}
 
 
 def example(slug: str) -> dict:
@@ -40,6 +46,7 @@ def example(slug: str) -> dict:
 @pytest.fixture
 def render(write_blueprint, renderer, tmp_path):
     """Render with the given entries ({slug: fields}) or, by default, the example entries."""
+
     def go(entries: dict[str, dict] | None = None, patch: dict | None = None):
         options = {}
         if entries is not None:
@@ -51,6 +58,7 @@ def render(write_blueprint, renderer, tmp_path):
             options = {"entries_dir": "entries"}
         patch = merge({"components": {"ai_registry": {"options": options}}}, patch or {})
         return renderer.render(load_blueprint(write_blueprint(merge(ONLY_REGISTER, patch))))
+
     return go
 
 
@@ -139,14 +147,15 @@ def test_job_upserts_the_entities_into_the_broker(render):
     name = job["metadata"]["name"]
     pod = job["spec"]["template"]["spec"]
     script = pod["containers"][0]["command"][2]
-    assert ("'http://orion-ld.alderbrook-broker.svc.cluster.local:1026/ngsi-ld/v1/entityOperations/upsert'"
-            in script)
+    assert "'http://orion-ld.alderbrook-broker.svc.cluster.local:1026/ngsi-ld/v1/entityOperations/upsert'" in script
     assert "--header 'Content-Type: application/ld+json'" in script and "--retry-connrefused" in script
     assert pod["securityContext"]["runAsUser"] >= 10000 and pod["restartPolicy"] == "Never"
     config = find(r, "ConfigMap", name, NS)
     assert config["immutable"] is True
     entities = json.loads(config["data"]["entities.json"])
-    assert {e["id"] for e in entities} == {f"urn:ngsi-ld:Algorithm:alderbrook-{p.stem}" for p in EXAMPLES.glob("*.yaml")}
+    assert {e["id"] for e in entities} == {
+        f"urn:ngsi-ld:Algorithm:alderbrook-{p.stem}" for p in EXAMPLES.glob("*.yaml")
+    }
     egress = find(r, "NetworkPolicy", "allow-egress-register-publish", NS)["spec"]["egress"]
     assert egress[0]["ports"] == [{"protocol": "TCP", "port": 1026}]
 
@@ -165,14 +174,23 @@ def test_job_name_changes_when_an_entry_changes(render):
 def test_no_job_without_broker(render):
     r = render(patch={"components": {"broker": {"enabled": False}}})
     assert jobs(r) == []
-    assert not [o for o in r.objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("register-publish")]
+    assert not [
+        o for o in r.objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("register-publish")
+    ]
     assert find(r, "Deployment", "register", NS)
 
 
 def test_endpoint_follows_the_cross_chart_contract(renderer):
     [endpoint] = renderer.chart_for("ai-registry", "ats-register").meta.endpoints
-    assert (endpoint.name, endpoint.workload, endpoint.port, endpoint.public, endpoint.host, endpoint.path,
-            endpoint.writes_need_token) == ("register", "register", 8080, True, "algorithms", "/", True)
+    assert (
+        endpoint.name,
+        endpoint.workload,
+        endpoint.port,
+        endpoint.public,
+        endpoint.host,
+        endpoint.path,
+        endpoint.writes_need_token,
+    ) == ("register", "register", 8080, True, "algorithms", "/", True)
 
 
 def test_standard_profile_runs_two_replicas_behind_a_disruption_budget(render):
@@ -182,6 +200,7 @@ def test_standard_profile_runs_two_replicas_behind_a_disruption_budget(render):
 
 
 # --- the real nginx, curl and sh with the rendered files ------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -207,7 +226,9 @@ def _stage(rendering, root: Path, port: int) -> Path:
 
 def test_nginx_accepts_the_config(render, tmp_path):
     conf = _stage(render(), tmp_path / "srv", _free_port())
-    result = subprocess.run([require_tool("nginx"), "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
+    result = subprocess.run(
+        [require_tool("nginx"), "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -215,9 +236,14 @@ def test_nginx_serves_the_register_read_only_with_types_and_headers(render, tmp_
     nginx = require_tool("nginx")
     port = _free_port()
     conf = _stage(render(), tmp_path / "srv", port)
-    proc = subprocess.Popen([nginx, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [nginx, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def get(path, method="GET"):
             request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
             try:
@@ -267,8 +293,9 @@ def test_publish_script_succeeds_only_when_the_broker_took_every_entity(render, 
 
     class Broker(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            received.append((self.path, self.headers["Content-Type"],
-                             self.rfile.read(int(self.headers["Content-Length"]))))
+            received.append(
+                (self.path, self.headers["Content-Type"], self.rfile.read(int(self.headers["Content-Length"])))
+            )
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -283,10 +310,13 @@ def test_publish_script_succeeds_only_when_the_broker_took_every_entity(render, 
         [job] = jobs(r)
         entities = find(r, "ConfigMap", job["metadata"]["name"], NS)["data"]["entities.json"]
         (tmp_path / "entities.json").write_text(entities)
-        script = (job["spec"]["template"]["spec"]["containers"][0]["command"][2]
-                  .replace("/srv/publish/", f"{tmp_path}/")
-                  .replace("http://orion-ld.alderbrook-broker.svc.cluster.local:1026",
-                           f"http://127.0.0.1:{server.server_port}"))
+        script = (
+            job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+            .replace("/srv/publish/", f"{tmp_path}/")
+            .replace(
+                "http://orion-ld.alderbrook-broker.svc.cluster.local:1026", f"http://127.0.0.1:{server.server_port}"
+            )
+        )
         result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
     finally:
         server.shutdown()

@@ -52,8 +52,12 @@ UPSTREAM_RBAC = {
         ("core", "events", "create patch", ""),
     ],
     ("ClusterRole", "cert-manager-controller-certificates"): [
-        ("cert-manager.io", "certificates certificates/status certificaterequests certificaterequests/status",
-         "update patch", ""),
+        (
+            "cert-manager.io",
+            "certificates certificates/status certificaterequests certificaterequests/status",
+            "update patch",
+            "",
+        ),
         ("cert-manager.io", "certificates certificaterequests clusterissuers issuers", "get list watch", ""),
         ("cert-manager.io", "certificates/finalizers certificaterequests/finalizers", "update", ""),
         ("acme.cert-manager.io", "orders", "create delete get list watch", ""),
@@ -88,7 +92,12 @@ UPSTREAM_RBAC = {
         ("networking.k8s.io", "ingresses", "get list watch", ""),
         ("networking.k8s.io", "ingresses/finalizers", "update", ""),
         ("gateway.networking.k8s.io", "gateways httproutes listenersets", "get list watch", ""),
-        ("gateway.networking.k8s.io", "gateways/finalizers httproutes/finalizers listenersets/finalizers", "update", ""),
+        (
+            "gateway.networking.k8s.io",
+            "gateways/finalizers httproutes/finalizers listenersets/finalizers",
+            "update",
+            "",
+        ),
         ("core", "events", "create patch", ""),
     ],
     ("ClusterRole", "cert-manager-cluster-view"): [
@@ -99,7 +108,12 @@ UPSTREAM_RBAC = {
         ("acme.cert-manager.io", "challenges orders", "get list watch", ""),
     ],
     ("ClusterRole", "cert-manager-edit"): [
-        ("cert-manager.io", "certificates certificaterequests issuers", "create delete deletecollection patch update", ""),
+        (
+            "cert-manager.io",
+            "certificates certificaterequests issuers",
+            "create delete deletecollection patch update",
+            "",
+        ),
         ("cert-manager.io", "certificates/status", "update", ""),
         ("acme.cert-manager.io", "challenges", "delete deletecollection patch update", ""),
         ("acme.cert-manager.io", "orders", "delete deletecollection", ""),
@@ -124,14 +138,22 @@ UPSTREAM_RBAC = {
         ("cert-manager.io", "certificates", "get list watch", ""),
         ("core", "secrets", "get list watch", ""),
         ("core", "events", "get create update patch", ""),
-        ("admissionregistration.k8s.io", "validatingwebhookconfigurations mutatingwebhookconfigurations",
-         "get list watch update patch", ""),
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations mutatingwebhookconfigurations",
+            "get list watch update patch",
+            "",
+        ),
         ("apiregistration.k8s.io", "apiservices", "get list watch update patch", ""),
         ("apiextensions.k8s.io", "customresourcedefinitions", "get list watch update patch", ""),
     ],
     ("Role", "cert-manager-cainjector:leaderelection"): [
-        ("coordination.k8s.io", "leases", "get update patch",
-         "cert-manager-cainjector-leader-election cert-manager-cainjector-leader-election-core"),
+        (
+            "coordination.k8s.io",
+            "leases",
+            "get update patch",
+            "cert-manager-cainjector-leader-election cert-manager-cainjector-leader-election-core",
+        ),
         ("coordination.k8s.io", "leases", "create", ""),
     ],
 }
@@ -154,17 +176,20 @@ def account_of(role: str) -> str:
 def with_cert_manager(tls_mode: str = "cert-manager", **options) -> dict:
     return {
         "tls": {"mode": tls_mode},
-        "addons": {"ingress_controller": {"enabled": True},
-                   "cert_manager": {"enabled": True,
-                                    "options": {"acme_email": "ops@alderbrook.example", **options}}},
+        "addons": {
+            "ingress_controller": {"enabled": True},
+            "cert_manager": {"enabled": True, "options": {"acme_email": "ops@alderbrook.example", **options}},
+        },
     }
 
 
 @pytest.fixture
 def render(write_blueprint, renderer):
     """The small-city example plus a patch (default: the add-on on with tls.mode cert-manager)."""
+
     def run(patch: dict | None = None):
         return renderer.render(load_blueprint(write_blueprint(with_cert_manager() if patch is None else patch)))
+
     return run
 
 
@@ -178,11 +203,13 @@ def pod(rendering, workload: str) -> dict:
 
 
 def skips(obj: dict) -> dict[str, str]:
-    return dict(v.split("=", 1) for k, v in obj["metadata"].get("annotations", {}).items()
-                if k.startswith("checkov.io/skip"))
+    return dict(
+        v.split("=", 1) for k, v in obj["metadata"].get("annotations", {}).items() if k.startswith("checkov.io/skip")
+    )
 
 
 # --- custom resources against the schemas of their CRDs -------------------------------------------
+
 
 def _group_version(api_version: str) -> tuple[str, str]:
     group, _, version = api_version.rpartition("/")
@@ -201,8 +228,10 @@ def _strict(schema):
         return [_strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _strict(v) if k in ("items", "additionalProperties", "allOf", "anyOf", "oneOf", "not") else v
-           for k, v in schema.items()}
+    out = {
+        k: _strict(v) if k in ("items", "additionalProperties", "allOf", "anyOf", "oneOf", "not") else v
+        for k, v in schema.items()
+    }
     if "properties" in schema:
         out["properties"] = {name: _strict(sub) for name, sub in schema["properties"].items()}
         if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
@@ -268,6 +297,7 @@ def test_crd_check_catches_unknown_fields_missing_fields_and_kinds_without_a_crd
 
 # --- CRDs -----------------------------------------------------------------------------------------
 
+
 def test_crd_files_are_upstream_v1_21_2_unchanged():
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in CRD_DIR.glob("*.yaml")}
     assert files == UPSTREAM_CRDS
@@ -279,9 +309,18 @@ def test_every_crd_is_rendered_as_in_its_file(render):
     for path in CRD_DIR.glob("*.yaml"):
         crd = yaml.safe_load(path.read_text())
         expected[crd["metadata"]["name"]] = crd
-    assert set(rendered) == set(expected) == {
-        "certificates.cert-manager.io", "certificaterequests.cert-manager.io", "issuers.cert-manager.io",
-        "clusterissuers.cert-manager.io", "orders.acme.cert-manager.io", "challenges.acme.cert-manager.io"}
+    assert (
+        set(rendered)
+        == set(expected)
+        == {
+            "certificates.cert-manager.io",
+            "certificaterequests.cert-manager.io",
+            "issuers.cert-manager.io",
+            "clusterissuers.cert-manager.io",
+            "orders.acme.cert-manager.io",
+            "challenges.acme.cert-manager.io",
+        }
+    )
     for name, crd in rendered.items():
         crd = copy.deepcopy(crd)
         labels = crd["metadata"].pop("labels")
@@ -293,11 +332,11 @@ def test_rendered_only_when_the_blueprint_asks(render):
     rendering = render({})
     assert own(rendering) == []
     assert not [o for o in rendering.objects() if o["kind"] == "CustomResourceDefinition"]
-    assert {o["kind"] for o in own(render(with_cert_manager("external")))} >= {"CustomResourceDefinition",
-                                                                                "Deployment"}
+    assert {o["kind"] for o in own(render(with_cert_manager("external")))} >= {"CustomResourceDefinition", "Deployment"}
 
 
 # --- the ClusterIssuer and the gateway's Ingresses -------------------------------------------------
+
 
 def test_cluster_issuer_only_in_cert_manager_mode(render):
     assert not [o for o in render(with_cert_manager("external")).objects() if o["kind"] == "ClusterIssuer"]
@@ -334,17 +373,24 @@ def test_gateway_ingresses_ask_the_city_issuer_for_one_certificate_per_host(rend
 
 
 def test_other_tls_modes_do_not_ask_cert_manager(render):
-    for rendering in (render(with_cert_manager("external")), render({"addons": {"ingress_controller": {"enabled": True}}})):
+    for rendering in (
+        render(with_cert_manager("external")),
+        render({"addons": {"ingress_controller": {"enabled": True}}}),
+    ):
         for ingress in (o for o in rendering.objects() if o["kind"] == "Ingress"):
             assert "cert-manager.io/cluster-issuer" not in ingress["metadata"]["annotations"]
 
 
 # --- the three workloads ---------------------------------------------------------------------------
 
+
 def test_images_are_v1_21_2_and_the_solver_image_matches(render):
     rendering = render()
-    for workload, image in (("cert-manager", "controller"), ("cert-manager-webhook", "webhook"),
-                            ("cert-manager-cainjector", "cainjector")):
+    for workload, image in (
+        ("cert-manager", "controller"),
+        ("cert-manager-webhook", "webhook"),
+        ("cert-manager-cainjector", "cainjector"),
+    ):
         [container] = pod(rendering, workload)["containers"]
         assert container["image"] == f"quay.io/jetstack/cert-manager-{image}:v1.21.2"
     [controller] = pod(rendering, "cert-manager")["containers"]
@@ -370,8 +416,11 @@ def test_concurrent_challenges_fit_the_gateway_quota(render):
     [controller] = pod(rendering, "cert-manager")["containers"]
     assert "--max-concurrent-challenges=2" in controller["args"]
     quota = find(rendering, "ResourceQuota", "component-budget", GATEWAY_NS)["spec"]["hard"]
-    steady = sum(d["spec"]["replicas"] for d in rendering.objects()
-                 if d["kind"] == "Deployment" and d["metadata"]["namespace"] == GATEWAY_NS)
+    steady = sum(
+        d["spec"]["replicas"]
+        for d in rendering.objects()
+        if d["kind"] == "Deployment" and d["metadata"]["namespace"] == GATEWAY_NS
+    )
     assert int(quota["pods"]) - steady >= 2
 
 
@@ -403,14 +452,17 @@ def test_probes_use_each_program_s_own_endpoints(render):
     assert controller["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert controller["livenessProbe"]["httpGet"]["port"] == "http-healthz"
     [webhook] = pod(rendering, "cert-manager-webhook")["containers"]
-    assert (webhook["livenessProbe"]["httpGet"]["path"], webhook["readinessProbe"]["httpGet"]["path"]) == \
-        ("/livez", "/healthz")
+    assert (webhook["livenessProbe"]["httpGet"]["path"], webhook["readinessProbe"]["httpGet"]["path"]) == (
+        "/livez",
+        "/healthz",
+    )
     [cainjector] = pod(rendering, "cert-manager-cainjector")["containers"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert cainjector[probe]["httpGet"] == {"path": "/metrics", "port": "http-metrics", "scheme": "HTTP"}
 
 
 # --- the webhook -------------------------------------------------------------------------------------
+
 
 def test_webhook_configurations_point_at_the_webhook_service(render):
     rendering = render()
@@ -425,8 +477,10 @@ def test_webhook_configurations_point_at_the_webhook_service(render):
     assert "--dynamic-serving-ca-secret-name=cert-manager-webhook-ca" in container["args"]
     for kind, path in (("ValidatingWebhookConfiguration", "/validate"), ("MutatingWebhookConfiguration", "/mutate")):
         config = find(rendering, kind, "alderbrook-cert-manager-webhook")
-        assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from-secret"] == \
-            f"{NS}/cert-manager-webhook-ca"
+        assert (
+            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from-secret"]
+            == f"{NS}/cert-manager-webhook-ca"
+        )
         [hook] = config["webhooks"]
         assert hook["clientConfig"] == {"service": {"name": "cert-manager-webhook", "namespace": NS, "path": path}}
         assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
@@ -435,13 +489,20 @@ def test_webhook_configurations_point_at_the_webhook_service(render):
 
 def test_cluster_scoped_objects_carry_no_namespace(render):
     rendering = render()
-    for kind in ("ClusterIssuer", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
-                 "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"):
+    for kind in (
+        "ClusterIssuer",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+    ):
         for obj in (o for o in own(rendering) if o["kind"] == kind):
             assert "namespace" not in obj["metadata"], (kind, obj["metadata"]["name"])
 
 
 # --- RBAC ---------------------------------------------------------------------------------------------
+
 
 def grants(rules: list) -> set[tuple[str, str, str, str]]:
     """Every (group, resource, verb, resourceName or "*") a list of rules allows."""
@@ -451,8 +512,12 @@ def grants(rules: list) -> set[tuple[str, str, str, str]]:
             groups, resources, verbs, names = (part.split() for part in rule)
             groups = ["" if g == "core" else g for g in groups]
         else:
-            groups, resources, verbs, names = (rule["apiGroups"], rule["resources"], rule["verbs"],
-                                               rule.get("resourceNames", []))
+            groups, resources, verbs, names = (
+                rule["apiGroups"],
+                rule["resources"],
+                rule["verbs"],
+                rule.get("resourceNames", []),
+            )
         for g in groups:
             for r in resources:
                 for v in verbs:
@@ -463,8 +528,11 @@ def grants(rules: list) -> set[tuple[str, str, str, str]]:
 
 def test_rbac_is_upstream_s_and_not_wider(render):
     rendering = render()
-    roles = {(o["kind"], o["metadata"]["name"].removeprefix("alderbrook-")): o
-             for o in own(rendering) if o["kind"] in ("Role", "ClusterRole")}
+    roles = {
+        (o["kind"], o["metadata"]["name"].removeprefix("alderbrook-")): o
+        for o in own(rendering)
+        if o["kind"] in ("Role", "ClusterRole")
+    }
     assert set(roles) == set(UPSTREAM_RBAC)
     for key, role in roles.items():
         granted, upstream = grants(role["rules"]), grants(UPSTREAM_RBAC[key])
@@ -475,8 +543,11 @@ def test_rbac_is_upstream_s_and_not_wider(render):
 
 def test_each_role_is_bound_to_its_own_account_only(render):
     rendering = render()
-    bindings = {(o["kind"], o["metadata"]["name"].removeprefix("alderbrook-")): o
-                for o in own(rendering) if o["kind"] in ("RoleBinding", "ClusterRoleBinding")}
+    bindings = {
+        (o["kind"], o["metadata"]["name"].removeprefix("alderbrook-")): o
+        for o in own(rendering)
+        if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+    }
     expected = {(kind + "Binding", name) for kind, name in UPSTREAM_RBAC if name not in UPSTREAM_AGGREGATED}
     assert set(bindings) == expected
     for (_kind, name), binding in bindings.items():
@@ -488,20 +559,25 @@ def test_view_and_edit_roles_aggregate_like_upstream(render):
     rendering = render()
     for name, targets in UPSTREAM_AGGREGATED.items():
         labels = find(rendering, "ClusterRole", f"alderbrook-{name}")["metadata"]["labels"]
-        aggregated = {k.removeprefix("rbac.authorization.k8s.io/aggregate-to-") for k, v in labels.items()
-                      if k.startswith("rbac.authorization.k8s.io/aggregate-to-") and v == "true"}
+        aggregated = {
+            k.removeprefix("rbac.authorization.k8s.io/aggregate-to-")
+            for k, v in labels.items()
+            if k.startswith("rbac.authorization.k8s.io/aggregate-to-") and v == "true"
+        }
         assert aggregated == targets, name
 
 
 def test_only_the_ca_injector_role_skips_the_webhook_check(render):
     rendering = render()
-    skipped = {o["metadata"]["name"]: skips(o) for o in own(rendering)
-               if o["kind"] in ("Role", "ClusterRole") and skips(o)}
+    skipped = {
+        o["metadata"]["name"]: skips(o) for o in own(rendering) if o["kind"] in ("Role", "ClusterRole") and skips(o)
+    }
     assert list(skipped) == ["alderbrook-cert-manager-cainjector"]
     assert set(skipped["alderbrook-cert-manager-cainjector"]) == {"CKV_K8S_155"}
 
 
 # --- network, metrics, sizes -----------------------------------------------------------------------
+
 
 def test_network_webhook_open_to_the_api_server_and_api_egress_for_all(render):
     rendering = render()
@@ -524,11 +600,19 @@ def test_http01_self_check_reaches_traefik_s_entry_points_and_nothing_wider(rend
     """The self-check of http://<host>/... (redirected to https) lands on Traefik's pods on 8000/8443:
     kube-proxy or the CNI rewrites the load balancer's address before NetworkPolicy sees it."""
     rendering = rendered_examples["standard-city"]
-    assert pod_egress(rendering, "cert-manager", "riverton-cert-manager") == [{
-        "ports": [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8443}],
-        "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "riverton-ingress-controller"}}}],
-    }]
+    assert pod_egress(rendering, "cert-manager", "riverton-cert-manager") == [
+        {
+            "ports": [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8443}],
+            "to": [
+                {
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "riverton-ingress-controller"}
+                    },
+                }
+            ],
+        }
+    ]
     for workload in ("cert-manager-webhook", "cert-manager-cainjector"):
         assert pod_egress(rendering, workload, "riverton-cert-manager") == []
 
@@ -553,10 +637,14 @@ def test_minimal_profile_sizes(render):
     sizes = {w: pod(rendering, w)["containers"][0]["resources"] for w in WORKLOADS}
     assert sizes == {
         "cert-manager": {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
-        "cert-manager-webhook": {"requests": {"cpu": "10m", "memory": "32Mi"},
-                                 "limits": {"cpu": "100m", "memory": "128Mi"}},
-        "cert-manager-cainjector": {"requests": {"cpu": "10m", "memory": "64Mi"},
-                                    "limits": {"cpu": "100m", "memory": "256Mi"}},
+        "cert-manager-webhook": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"cpu": "100m", "memory": "128Mi"},
+        },
+        "cert-manager-cainjector": {
+            "requests": {"cpu": "10m", "memory": "64Mi"},
+            "limits": {"cpu": "100m", "memory": "256Mi"},
+        },
     }
     assert not [o for o in own(rendering) if o["kind"] == "PodDisruptionBudget"]
 
@@ -580,10 +668,16 @@ def test_pods_are_in_the_addon_namespace(render):
 
 def test_gateway_quota_makes_room_for_two_solver_pods(renderer, write_blueprint):
     def hard(tls_mode: str) -> dict:
-        patch = {"tls": {"mode": tls_mode}, "addons": {"ingress_controller": {"enabled": True}, "cert_manager": {
-            "enabled": True, "options": {"acme_email": "it@alderbrook.example"}}}}
+        patch = {
+            "tls": {"mode": tls_mode},
+            "addons": {
+                "ingress_controller": {"enabled": True},
+                "cert_manager": {"enabled": True, "options": {"acme_email": "it@alderbrook.example"}},
+            },
+        }
         rendering = renderer.render(load_blueprint(write_blueprint(patch)))
         return find(rendering, "ResourceQuota", "component-budget", "alderbrook-gateway")["spec"]["hard"]
+
     with_solvers, without = hard("cert-manager"), hard("external")
     assert int(with_solvers["pods"]) == int(without["pods"]) + 2
     assert int(with_solvers["requests.cpu"].rstrip("m")) == int(without["requests.cpu"].rstrip("m")) + 20

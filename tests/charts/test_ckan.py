@@ -17,17 +17,22 @@ from mims.charts.quantity import bytes_of
 from tests.conftest import env_of, find, pod_specs
 
 NS = "alderbrook-catalogue"
-ONLY_CATALOGUE = {name: {"enabled": False} for name in
-                  ("iam", "broker", "data_models", "ingestion", "ai_registry", "gateway", "monitoring")}
+ONLY_CATALOGUE = {
+    name: {"enabled": False}
+    for name in ("iam", "broker", "data_models", "ingestion", "ai_registry", "gateway", "monitoring")
+}
 
 
 @pytest.fixture
 def render(write_blueprint, renderer):
     def run(profile: str = "minimal-50k", catalogue: dict | None = None, **top):
-        patch = {"budget": {"profile": profile},
-                 "components": {**ONLY_CATALOGUE, "catalogue": {"enabled": True, **(catalogue or {})}},
-                 **top}
+        patch = {
+            "budget": {"profile": profile},
+            "components": {**ONLY_CATALOGUE, "catalogue": {"enabled": True, **(catalogue or {})}},
+            **top,
+        }
         return renderer.render(load_blueprint(write_blueprint(patch)))
+
     return run
 
 
@@ -38,7 +43,6 @@ def ckan_pod(rendering) -> dict:
 def ckan_container(rendering) -> dict:
     [container] = ckan_pod(rendering)["containers"]
     return container
-
 
 
 def config_file(rendering, name: str) -> str:
@@ -90,8 +94,9 @@ def test_secret_key_is_appended_to_the_last_section_not_rendered(render):
     parsed = ini(rendering)
     assert parsed.sections()[-1] == "app:main"  # the start script appends SECRET_KEY to it
     assert "SECRET_KEY" not in parsed["app:main"]
-    assert "printf 'SECRET_KEY = %s\\n' \"$(cat /run/secrets/ckan/secret-key)\" >> \"$CKAN_INI\"" \
-        in config_file(rendering, "start-ckan.sh")
+    assert 'printf \'SECRET_KEY = %s\\n\' "$(cat /run/secrets/ckan/secret-key)" >> "$CKAN_INI"' in config_file(
+        rendering, "start-ckan.sh"
+    )
     secret = find(rendering, "Secret", "ckan-credentials", NS)
     assert json.loads(secret["metadata"]["annotations"]["mims.io/generate"])["secret-key"] == "random:64"
 
@@ -108,8 +113,9 @@ def test_no_secret_in_any_environment_variable(render):
                     assert "@" not in var["value"], var
     # The connection strings with passwords are exported from the secret files by a sourced script.
     env_script = config_file(rendering, "ckan-env.sh")
-    assert 'CKAN_SQLALCHEMY_URL="postgresql://ckan:$(cat /run/secrets/db/password)@catalogue-db:5432/ckan"' \
-        in env_script
+    assert (
+        'CKAN_SQLALCHEMY_URL="postgresql://ckan:$(cat /run/secrets/db/password)@catalogue-db:5432/ckan"' in env_script
+    )
     assert 'CKAN_REDIS_URL="redis://:$(cat /run/secrets/valkey/password)@valkey:6379/1"' in env_script
     assert "sqlalchemy.url" not in app(rendering) and "ckan.redis.url" not in app(rendering)
 
@@ -198,10 +204,20 @@ def test_the_packages_install_offline_from_the_rendered_configmaps(render, tmp_p
             (folder / name).write_bytes(base64.b64decode(data))
     (tmp_path / "extensions.txt").write_text(config_file(rendering, "extensions.txt"))
     args = [a for a in pip_arguments(config_file(rendering, "install-extensions.sh")) if a != "--user"]
-    args = [str(folder) if a == "/opt/ckan-wheels" else str(tmp_path / "extensions.txt")
-            if a == "/etc/ckan/extensions.txt" else a for a in args]
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(tmp_path / "site"),
-                          *args], capture_output=True, text=True, timeout=300)
+    args = [
+        str(folder)
+        if a == "/opt/ckan-wheels"
+        else str(tmp_path / "extensions.txt")
+        if a == "/etc/ckan/extensions.txt"
+        else a
+        for a in args
+    ]
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(tmp_path / "site"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pip.returncode == 0, pip.stderr
     installed = {p.name for p in (tmp_path / "site").iterdir()}
     assert {"ckanext", "ckantoolkit", "rdflib", "pyld", "geomet"} <= installed
@@ -241,8 +257,15 @@ def test_probes_use_status_show(render):
 
 def test_endpoint_matches_the_cross_chart_contract(renderer):
     [endpoint] = renderer.chart_for("catalogue", "ckan").meta.endpoints
-    assert (endpoint.name, endpoint.workload, endpoint.port, endpoint.public, endpoint.host,
-            endpoint.path, endpoint.writes_need_token) == ("ckan", "ckan", 5000, True, "data", "/", True)
+    assert (
+        endpoint.name,
+        endpoint.workload,
+        endpoint.port,
+        endpoint.public,
+        endpoint.host,
+        endpoint.path,
+        endpoint.writes_need_token,
+    ) == ("ckan", "ckan", 5000, True, "data", "/", True)
 
 
 def test_ckan_reaches_only_its_database_solr_and_valkey(render):
@@ -250,8 +273,10 @@ def test_ckan_reaches_only_its_database_solr_and_valkey(render):
     policy = find(render(), "NetworkPolicy", "allow-egress-ckan", NS)
     rules = policy["spec"]["egress"]
     assert all("podSelector" in rule["to"][0] for rule in rules)
-    targets = {(rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
-               for rule in rules}
+    targets = {
+        (rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
+        for rule in rules
+    }
     assert targets == {("catalogue-db", 5432), ("solr", 8983), ("valkey", 6379)}
 
 

@@ -31,6 +31,10 @@ def test_contexts_are_public_under_api_and_read_only(rendered_examples):
 def test_nginx_accepts_the_config(rendered_examples, tmp_path):
     conf = find(rendered_examples["small-city"], "ConfigMap", "context-server-config", NS)["data"]["nginx.conf"]
     (tmp_path / "nginx.conf").write_text(conf.replace("/tmp/", f"{tmp_path}/"))
-    run = subprocess.run([require_tool("nginx"), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [require_tool("nginx"), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr

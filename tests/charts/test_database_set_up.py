@@ -30,6 +30,7 @@ def set_up_files(rendering, workload: str, namespace: str) -> dict[str, str]:
 
 # --- PostgreSQL: the rendered set-up against a real server ------------------------------------------
 
+
 def missing(what: str):
     """scripts/test installs PostgreSQL and PostGIS: in CI their absence fails, elsewhere it skips."""
     if os.environ.get("CI"):
@@ -47,8 +48,9 @@ def postgres_bin() -> Path:
 
 
 def require_postgis(bin_dir: Path) -> None:
-    sharedir = subprocess.run([bin_dir / "pg_config", "--sharedir"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+    sharedir = subprocess.run(
+        [bin_dir / "pg_config", "--sharedir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     if not (Path(sharedir) / "extension" / "postgis.control").exists():
         missing("PostGIS")
 
@@ -58,8 +60,15 @@ class Cluster:
     root), laid out as in the pod: the rendered set-up files, the two password files, and a stand-in
     for the image's docker-ensure-initdb.sh that initialises an empty PGDATA as the image does."""
 
-    def __init__(self, root: Path, files: dict[str, str], database: str, superuser_password: str,
-                 app_password: str, initdb_sql: str = ""):
+    def __init__(
+        self,
+        root: Path,
+        files: dict[str, str],
+        database: str,
+        superuser_password: str,
+        app_password: str,
+        initdb_sql: str = "",
+    ):
         self.root, self.database = root, database
         self.bin = postgres_bin()
         self.user = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
@@ -92,17 +101,26 @@ class Cluster:
         return self.root / "data"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {"PATH": f"{self.root / 'stand-in'}:{self.bin}:/usr/bin:/bin", "HOME": str(self.root),
-                "LC_ALL": "C.UTF-8", "PGDATA": str(self.pgdata), "PGHOST": str(self.root / "run"),
-                "PGPORT": str(self.port),
-                "POSTGRES_USER": "postgres", "POSTGRES_DB": self.database,
-                "POSTGRES_PASSWORD_FILE": str(self.superuser_file), "APP_PASSWORD_FILE": str(self.app_file),
-                "INITDB_SQL": str(self.root / "initdb.sql"), **extra}
+        return {
+            "PATH": f"{self.root / 'stand-in'}:{self.bin}:/usr/bin:/bin",
+            "HOME": str(self.root),
+            "LC_ALL": "C.UTF-8",
+            "PGDATA": str(self.pgdata),
+            "PGHOST": str(self.root / "run"),
+            "PGPORT": str(self.port),
+            "POSTGRES_USER": "postgres",
+            "POSTGRES_DB": self.database,
+            "POSTGRES_PASSWORD_FILE": str(self.superuser_file),
+            "APP_PASSWORD_FILE": str(self.app_file),
+            "INITDB_SQL": str(self.root / "initdb.sql"),
+            **extra,
+        }
 
     def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []} if self.user else {}
-        result = subprocess.run(args, env=self.env(**env), cwd=self.root, capture_output=True, text=True,
-                                timeout=120, check=False, **kwargs)
+        result = subprocess.run(
+            args, env=self.env(**env), cwd=self.root, capture_output=True, text=True, timeout=120, check=False, **kwargs
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
         return result
@@ -114,15 +132,34 @@ class Cluster:
 
     def initdb_as(self, superuser: str, password_file: Path) -> None:
         """A cluster initialised the way an older chart did it: the application's name as superuser."""
-        self.run("initdb", "--username", superuser, "--pwfile", str(password_file), "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "--pgdata", str(self.pgdata))
+        self.run(
+            "initdb",
+            "--username",
+            superuser,
+            "--pwfile",
+            str(password_file),
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--pgdata",
+            str(self.pgdata),
+        )
         self.start(tcp=False)
         self.sql(f'CREATE DATABASE "{self.database}"', user=superuser, database="postgres")
 
     def start(self, tcp: bool = True) -> None:
         listen = "-c listen_addresses=127.0.0.1" if tcp else "-c listen_addresses=''"
-        self.run("pg_ctl", "--pgdata", str(self.pgdata), "--wait", "--silent", "--log", str(self.root / "server.log"),
-                 "--options", f"{listen} -c unix_socket_directories='{self.root / 'run'}'", "start")
+        self.run(
+            "pg_ctl",
+            "--pgdata",
+            str(self.pgdata),
+            "--wait",
+            "--silent",
+            "--log",
+            str(self.root / "server.log"),
+            "--options",
+            f"{listen} -c unix_socket_directories='{self.root / 'run'}'",
+            "start",
+        )
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
@@ -130,17 +167,45 @@ class Cluster:
 
     def sql(self, statement: str, user: str = "postgres", database: str | None = None) -> str:
         """Over the Unix socket, which the cluster trusts (as the image's initdb does)."""
-        return self.run("psql", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--tuples-only", "--no-align",
-                        "--username", user, "--dbname", database or self.database, "--command", statement
-                        ).stdout.strip()
+        return self.run(
+            "psql",
+            "--no-psqlrc",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--tuples-only",
+            "--no-align",
+            "--username",
+            user,
+            "--dbname",
+            database or self.database,
+            "--command",
+            statement,
+        ).stdout.strip()
 
-    def login(self, user: str, password: str, statement: str, database: str | None = None,
-              check: bool = True) -> subprocess.CompletedProcess:
+    def login(
+        self, user: str, password: str, statement: str, database: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         """Over TCP with a password, as the application does."""
-        return self.run("psql", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--tuples-only", "--no-align",
-                        "--host", "127.0.0.1", "--port", str(self.port), "--username", user,
-                        "--dbname", database or self.database, "--command", statement,
-                        check=check, PGPASSWORD=password)
+        return self.run(
+            "psql",
+            "--no-psqlrc",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--tuples-only",
+            "--no-align",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--username",
+            user,
+            "--dbname",
+            database or self.database,
+            "--command",
+            statement,
+            check=check,
+            PGPASSWORD=password,
+        )
 
 
 # Stands in for docker-library/postgres 18/*/docker-ensure-initdb.sh: on an empty PGDATA, initdb with
@@ -175,8 +240,11 @@ def cluster():
 
     def make(files: dict[str, str], database: str, **kwargs) -> Cluster:
         root = Path(tempfile.mkdtemp(prefix="mims-pg-"))
-        made.append(Cluster(root, files, database, "Superuser0pass0word0from0file000",
-                            "App0pass0word0from0its0own0file0", **kwargs))
+        made.append(
+            Cluster(
+                root, files, database, "Superuser0pass0word0from0file000", "App0pass0word0from0its0own0file0", **kwargs
+            )
+        )
         return made[-1]
 
     yield make
@@ -205,8 +273,10 @@ def scorpio_rendering(renderer, tmp_path_factory):
 
 
 def role(c: Cluster, name: str) -> str:
-    return c.sql(f"SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin "
-                 f"FROM pg_roles WHERE rolname = '{name}'")
+    return c.sql(
+        f"SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin "
+        f"FROM pg_roles WHERE rolname = '{name}'"
+    )
 
 
 def test_fresh_volume_gets_a_superuser_and_an_application_role_that_owns_its_database(cluster, keycloak_files):
@@ -225,16 +295,20 @@ def test_fresh_volume_gets_a_superuser_and_an_application_role_that_owns_its_dat
 
 
 def test_volume_of_an_older_chart_is_converged_the_superuser_renamed_and_the_objects_handed_over(
-        cluster, keycloak_files):
+    cluster, keycloak_files
+):
     c = cluster(keycloak_files, "keycloak")
     c.initdb_as("keycloak", c.app_file)  # the application's name and password were the superuser's
-    c.sql("CREATE TYPE realm_state AS ENUM ('on', 'off'); CREATE DOMAIN short_text AS varchar(36);"
-          "CREATE TABLE realm (id serial PRIMARY KEY, name short_text, state realm_state);"
-          "CREATE SEQUENCE hibernate_sequence; CREATE VIEW realm_names AS SELECT name FROM realm;"
-          "CREATE FUNCTION realm_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM realm';"
-          "CREATE SCHEMA extra; CREATE TABLE extra.note (id int GENERATED ALWAYS AS IDENTITY);"
-          "CREATE TABLE event (id int) PARTITION BY RANGE (id);"
-          "CREATE TABLE event_1 PARTITION OF event FOR VALUES FROM (0) TO (100)", user="keycloak")
+    c.sql(
+        "CREATE TYPE realm_state AS ENUM ('on', 'off'); CREATE DOMAIN short_text AS varchar(36);"
+        "CREATE TABLE realm (id serial PRIMARY KEY, name short_text, state realm_state);"
+        "CREATE SEQUENCE hibernate_sequence; CREATE VIEW realm_names AS SELECT name FROM realm;"
+        "CREATE FUNCTION realm_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM realm';"
+        "CREATE SCHEMA extra; CREATE TABLE extra.note (id int GENERATED ALWAYS AS IDENTITY);"
+        "CREATE TABLE event (id int) PARTITION BY RANGE (id);"
+        "CREATE TABLE event_1 PARTITION OF event FOR VALUES FROM (0) TO (100)",
+        user="keycloak",
+    )
     c.stop()
     output = c.set_up()
     c.start()
@@ -243,16 +317,20 @@ def test_volume_of_an_older_chart_is_converged_the_superuser_renamed_and_the_obj
     assert c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'mims_set_up'") == "0"
     owned_by_superuser = c.sql(
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relowner = 10 AND n.nspname IN ('public', 'extra')")
+        "WHERE c.relowner = 10 AND n.nspname IN ('public', 'extra')"
+    )
     assert owned_by_superuser == "0"
     # The application's migrations alter what it made before, with its own password (unchanged).
-    c.login("keycloak", c.app_password,
-            "ALTER TABLE realm ADD COLUMN display text; ALTER TYPE realm_state ADD VALUE 'paused';"
-            "ALTER DOMAIN short_text SET DEFAULT ''; ALTER SEQUENCE hibernate_sequence RESTART;"
-            "CREATE OR REPLACE VIEW realm_names AS SELECT name, display FROM realm;"
-            "ALTER FUNCTION realm_count() RENAME TO realms; ALTER TABLE extra.note ADD COLUMN t text;"
-            "ALTER TABLE event_1 SET (fillfactor = 90); ALTER TABLE event ADD COLUMN u text;"
-            "INSERT INTO realm (name) VALUES ('city')")
+    c.login(
+        "keycloak",
+        c.app_password,
+        "ALTER TABLE realm ADD COLUMN display text; ALTER TYPE realm_state ADD VALUE 'paused';"
+        "ALTER DOMAIN short_text SET DEFAULT ''; ALTER SEQUENCE hibernate_sequence RESTART;"
+        "CREATE OR REPLACE VIEW realm_names AS SELECT name, display FROM realm;"
+        "ALTER FUNCTION realm_count() RENAME TO realms; ALTER TABLE extra.note ADD COLUMN t text;"
+        "ALTER TABLE event_1 SET (fillfactor = 90); ALTER TABLE event ADD COLUMN u text;"
+        "INSERT INTO realm (name) VALUES ('city')",
+    )
     assert c.login("postgres", c.superuser_password, "SELECT 1").stdout.strip() == "1"
     assert c.superuser_password not in output and c.app_password not in output
 
@@ -272,19 +350,23 @@ def test_set_up_runs_at_every_start_and_follows_a_changed_secret(cluster, keyclo
 
 
 def test_scorpio_creates_tenant_databases_with_postgis_without_being_superuser(cluster, scorpio_rendering):
-    c = cluster(set_up_files(scorpio_rendering, "broker-db", "alderbrook-broker"), "scorpio",
-                initdb_sql=POSTGIS_INITDB)
+    c = cluster(set_up_files(scorpio_rendering, "broker-db", "alderbrook-broker"), "scorpio", initdb_sql=POSTGIS_INITDB)
     require_postgis(c.bin)
     c.set_up()
     c.start()
     assert role(c, "scorpio") == "f|t|f|f|f|t"  # LOGIN and CREATEDB
     # Scorpio's ClientManager for a new NGSI-LD tenant, then its first Flyway migration there.
     c.login("scorpio", c.app_password, 'CREATE DATABASE "ngb-1497276617"')
-    c.login("scorpio", c.app_password, "CREATE EXTENSION IF NOT EXISTS postgis;"
-            "CREATE TABLE entity (id text PRIMARY KEY, location geometry(Geometry, 4326))",
-            database="ngb-1497276617")
-    refused = c.login("scorpio", c.app_password, "CREATE EXTENSION postgis_topology",
-                      database="ngb-1497276617", check=False)
+    c.login(
+        "scorpio",
+        c.app_password,
+        "CREATE EXTENSION IF NOT EXISTS postgis;"
+        "CREATE TABLE entity (id text PRIMARY KEY, location geometry(Geometry, 4326))",
+        database="ngb-1497276617",
+    )
+    refused = c.login(
+        "scorpio", c.app_password, "CREATE EXTENSION postgis_topology", database="ngb-1497276617", check=False
+    )
     assert "permission denied" in refused.stderr  # an extension that is not in template1 stays refused
 
 
@@ -294,17 +376,24 @@ def test_scorpio_tenant_databases_of_an_older_chart_pass_to_scorpio(cluster, sco
     c.initdb_as("scorpio", c.app_file)
     c.sql(POSTGIS_INITDB, user="scorpio")
     c.sql('CREATE DATABASE "ngbopeniot"', user="scorpio")
-    c.sql("CREATE EXTENSION postgis; CREATE TABLE entity (id text, location geometry)",
-          user="scorpio", database="ngbopeniot")
+    c.sql(
+        "CREATE EXTENSION postgis; CREATE TABLE entity (id text, location geometry)",
+        user="scorpio",
+        database="ngbopeniot",
+    )
     c.stop()
     c.set_up()
     c.start()
     assert c.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'ngbopeniot'") == "scorpio"
-    assert c.sql("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'entity'",
-                 database="ngbopeniot") == "scorpio"
+    assert (
+        c.sql("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'entity'", database="ngbopeniot")
+        == "scorpio"
+    )
     # PostGIS's own objects stay with the superuser.
-    assert c.sql("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'spatial_ref_sys'",
-                 database="ngbopeniot") == "postgres"
+    assert (
+        c.sql("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'spatial_ref_sys'", database="ngbopeniot")
+        == "postgres"
+    )
     c.login("scorpio", c.app_password, "ALTER TABLE entity ADD COLUMN type text", database="ngbopeniot")
 
 
@@ -363,11 +452,21 @@ class Mongo:
     def set_up(self, superuser_password: str, app_password: str) -> str:
         (self.root / "secrets" / "superuser").write_text(superuser_password)
         (self.root / "secrets" / "app").write_text(app_password)
-        env = {"PATH": f"{self.root / 'stand-in'}:{self.node}:/usr/bin:/bin", "STAND_IN": str(self.root / "stand-in"),
-               "SUPERUSER_PASSWORD_FILE": str(self.root / "secrets" / "superuser"),
-               "APP_PASSWORD_FILE": str(self.root / "secrets" / "app"), "HOME": str(self.root)}
-        result = subprocess.run(["bash", str(self.root / "set-up" / "set-up.sh")], env=env, capture_output=True,
-                                text=True, timeout=60, check=False)
+        env = {
+            "PATH": f"{self.root / 'stand-in'}:{self.node}:/usr/bin:/bin",
+            "STAND_IN": str(self.root / "stand-in"),
+            "SUPERUSER_PASSWORD_FILE": str(self.root / "secrets" / "superuser"),
+            "APP_PASSWORD_FILE": str(self.root / "secrets" / "app"),
+            "HOME": str(self.root),
+        }
+        result = subprocess.run(
+            ["bash", str(self.root / "set-up" / "set-up.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout + result.stderr
 
@@ -388,12 +487,15 @@ class Mongo:
 def mongo(tmp_path):
     def make(rendering, workload: str, namespace: str) -> Mongo:
         return Mongo(tmp_path, set_up_files(rendering, workload, namespace))
+
     return make
 
 
 ORION_PRIVILEGES = [
-    {"resource": {"db": "", "collection": ""},
-     "actions": ["find", "insert", "update", "remove", "createCollection", "createIndex"]},
+    {
+        "resource": {"db": "", "collection": ""},
+        "actions": ["find", "insert", "update", "remove", "createCollection", "createIndex"],
+    },
     {"resource": {"cluster": True}, "actions": ["listDatabases"]},
 ]
 
@@ -411,9 +513,10 @@ def test_orion_ld_gets_a_user_with_its_custom_role_and_root_its_own_password(mon
     m = mongo(small_city, "broker-db", "alderbrook-broker")
     output = m.set_up("Superuser0pass0word0from0file000", "App0pass0word0from0its0own0file0")
     assert m.state == {
-        "users": {"root": {"pwd": "Superuser0pass0word0from0file000", "roles": [{"role": "root", "db": "admin"}]},
-                  "orionld": {"pwd": "App0pass0word0from0its0own0file0",
-                              "roles": [{"role": "orionld", "db": "admin"}]}},
+        "users": {
+            "root": {"pwd": "Superuser0pass0word0from0file000", "roles": [{"role": "root", "db": "admin"}]},
+            "orionld": {"pwd": "App0pass0word0from0its0own0file0", "roles": [{"role": "orionld", "db": "admin"}]},
+        },
         "roles": {"orionld": {"privileges": ORION_PRIVILEGES, "roles": []}},
     }
     assert "Superuser0pass" not in output and "App0pass" not in output
@@ -429,8 +532,10 @@ def test_iot_agent_may_read_and_write_its_own_database_only(mongo, small_city):
 def test_mongo_volume_of_an_older_chart_converges_and_set_up_follows_the_secrets(mongo, small_city):
     m = mongo(small_city, "broker-db", "alderbrook-broker")
     # An older chart: only `root`, whose password was the one the application now has.
-    m.state = {"users": {"root": {"pwd": "App0pass0word0from0its0own0file0",
-                                  "roles": [{"role": "root", "db": "admin"}]}}, "roles": {}}
+    m.state = {
+        "users": {"root": {"pwd": "App0pass0word0from0its0own0file0", "roles": [{"role": "root", "db": "admin"}]}},
+        "roles": {},
+    }
     m.set_up("Superuser0pass0word0from0file000", "App0pass0word0from0its0own0file0")
     assert m.state["users"]["root"]["pwd"] == "Superuser0pass0word0from0file000"
     assert m.state["users"]["orionld"]["roles"] == [{"role": "orionld", "db": "admin"}]
@@ -442,9 +547,11 @@ def test_mongo_volume_of_an_older_chart_converges_and_set_up_follows_the_secrets
 
 # --- What the applications get --------------------------------------------------------------------
 
+
 def test_applications_log_in_as_their_own_users(small_city, scorpio_rendering):
     def container(rendering, kind, name, namespace):
         return find(rendering, kind, name, namespace)["spec"]["template"]["spec"]["containers"][0]
+
     orion = container(small_city, "Deployment", "orion-ld", "alderbrook-broker")
     assert env_of(orion)["ORIONLD_MONGO_USER"] == "orionld"
     agent = container(small_city, "Deployment", "iot-agent", "alderbrook-ingestion")
@@ -455,7 +562,8 @@ def test_applications_log_in_as_their_own_users(small_city, scorpio_rendering):
     scorpio = container(scorpio_rendering, "Deployment", "scorpio", "alderbrook-broker")
     assert env_of(scorpio)["DBUSER"] == "scorpio"
     for rendering, workload, namespace, user in (
-            (small_city, "keycloak-db", "alderbrook-iam", "keycloak"),
-            (small_city, "catalogue-db", "alderbrook-catalogue", "ckan"),
-            (scorpio_rendering, "broker-db", "alderbrook-broker", "scorpio")):
+        (small_city, "keycloak-db", "alderbrook-iam", "keycloak"),
+        (small_city, "catalogue-db", "alderbrook-catalogue", "ckan"),
+        (scorpio_rendering, "broker-db", "alderbrook-broker", "scorpio"),
+    ):
         assert f"\\set app_role '{user}'" in set_up_files(rendering, workload, namespace)["roles.sql"]

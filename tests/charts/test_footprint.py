@@ -11,14 +11,22 @@ MIB = 2**20
 
 
 def _pod(containers, init=()):
-    return {"template": {"spec": {
-        "containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(containers)],
-        "initContainers": [{"name": f"i{i}", "resources": r} for i, r in enumerate(init)]}}}
+    return {
+        "template": {
+            "spec": {
+                "containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(containers)],
+                "initContainers": [{"name": f"i{i}", "resources": r} for i, r in enumerate(init)],
+            }
+        }
+    }
 
 
 def _obj(kind, name, spec, component="broker"):
-    return {"kind": kind, "metadata": {"name": name, "namespace": f"x-{component}",
-                                       "labels": {"mims.io/component": component}}, "spec": spec}
+    return {
+        "kind": kind,
+        "metadata": {"name": name, "namespace": f"x-{component}", "labels": {"mims.io/component": component}},
+        "spec": spec,
+    }
 
 
 SMALL = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}
@@ -27,9 +35,17 @@ BIG_INIT = {"requests": {"cpu": "500m", "memory": "32Mi"}, "limits": {"cpu": "2"
 
 def test_every_kind_is_counted_the_way_a_cluster_would():
     objects = [
-        _obj("StatefulSet", "db", {"replicas": 3, **_pod([SMALL, SMALL], init=[BIG_INIT]),
-                                   "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                                       "resources": {"requests": {"storage": "5Gi"}}}}]}),
+        _obj(
+            "StatefulSet",
+            "db",
+            {
+                "replicas": 3,
+                **_pod([SMALL, SMALL], init=[BIG_INIT]),
+                "volumeClaimTemplates": [
+                    {"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "5Gi"}}}}
+                ],
+            },
+        ),
         _obj("Deployment", "off", {"replicas": 0, **_pod([SMALL])}),
         _obj("Deployment", "one", _pod([SMALL])),  # replicas default to 1
         _obj("DaemonSet", "agent", _pod([SMALL]), component="monitoring"),
@@ -41,8 +57,11 @@ def test_every_kind_is_counted_the_way_a_cluster_would():
     work = workloads_of(objects)
     # db: two 100m containers = 200m, but the 500m init container is bigger; memory 2 x 64 = 128Mi requested.
     assert [(p.label, p.cpu_request_m, p.memory_request // MIB, p.memory_limit // MIB) for p in work.pods] == [
-        ("broker/db-0", 500, 128, 256), ("broker/db-1", 500, 128, 256), ("broker/db-2", 500, 128, 256),
-        ("broker/one-0", 100, 64, 128)]
+        ("broker/db-0", 500, 128, 256),
+        ("broker/db-1", 500, 128, 256),
+        ("broker/db-2", 500, 128, 256),
+        ("broker/one-0", 100, 64, 128),
+    ]
     assert [v.name for v in work.volumes] == ["data-db-0", "data-db-1", "data-db-2", "files"]
     assert sum(v.gib for v in work.volumes) == 16
     assert [(d.label, d.cpu_request_m) for d in work.daemons] == [("monitoring/agent", 100)]
@@ -64,8 +83,11 @@ def test_daemonset_pods_come_off_every_node():
 
 def test_the_sum_counts_the_same_pods_as_the_cost_model():
     """Sizing (quotas, the simulated node) and cost read one list: a DaemonSet's pod counts in both."""
-    objects = [_obj("DaemonSet", "agent", _pod([SMALL])), _obj("Deployment", "two", {"replicas": 2, **_pod([SMALL])}),
-               _obj("Job", "once", _pod([BIG_INIT]))]
+    objects = [
+        _obj("DaemonSet", "agent", _pod([SMALL])),
+        _obj("Deployment", "two", {"replicas": 2, **_pod([SMALL])}),
+        _obj("Job", "once", _pod([BIG_INIT])),
+    ]
     work, fp = workloads_of(objects), footprint_of(objects)
     steady = work.pods + work.daemons
     assert fp.pods == len(steady) == 3

@@ -73,8 +73,9 @@ class Run:
     def configuration(self, image: ImageFacts) -> str:
         """Everything that configures the program: what it runs (the image's entrypoint and command
         where the container does not override them), `NAME=value` environment, the files named."""
-        line = "\n".join([self.command_line(), *image.default_run(self.container.get("command"),
-                                                                   self.container.get("args"))])
+        line = "\n".join(
+            [self.command_line(), *image.default_run(self.container.get("command"), self.container.get("args"))]
+        )
         env = [f"{e['name']}={e.get('value', '')}" for e in self.container.get("env", [])]
         return "\n".join([line, *env, *self.named_files(line).values()])
 
@@ -91,8 +92,11 @@ def image_paths(run: Run) -> set[str]:
     """Absolute paths the container relies on inside its image: in its scripts or environment, not
     on a volume, not provided by the distribution base or the kubelet."""
     text = "\n".join([run.scripts(), *(e.get("value", "") for e in run.container.get("env", []))])
-    return {p for p in path_tokens(text)
-            if not run.mounted(p) and p not in NOT_FROM_THE_IMAGE and not p.startswith(("/dev/", "/proc/"))}
+    return {
+        p
+        for p in path_tokens(text)
+        if not run.mounted(p) and p not in NOT_FROM_THE_IMAGE and not p.startswith(("/dev/", "/proc/"))
+    }
 
 
 def configures(run: Run, image: ImageFacts, port: int) -> bool:
@@ -130,8 +134,11 @@ def http_probes(run: Run) -> set[tuple[int, str]]:
 
 
 def runs_of(rendering, example: str) -> list[Run]:
-    config_maps = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o.get("data", {})
-                   for o in rendering.objects() if o["kind"] == "ConfigMap"}
+    config_maps = {
+        (o["metadata"].get("namespace"), o["metadata"]["name"]): o.get("data", {})
+        for o in rendering.objects()
+        if o["kind"] == "ConfigMap"
+    }
     runs = []
     for obj, spec in pod_specs(rendering):
         namespace = obj["metadata"].get("namespace")
@@ -143,10 +150,16 @@ def runs_of(rendering, example: str) -> list[Run]:
                 source = volumes.get(mount["name"], {}).get("configMap")
                 if source:
                     files.update(config_map_files(config_maps[(namespace, source["name"])], source, mount))
-            runs.append(Run(where=f"{example}: {namespace}/{obj['kind']}/{obj['metadata']['name']} "
-                                  f"container {container['name']}",
-                            image=container["image"].split("@")[0], container=container,
-                            mounts=tuple(m["mountPath"] for m in mounts), files=files))
+            runs.append(
+                Run(
+                    where=f"{example}: {namespace}/{obj['kind']}/{obj['metadata']['name']} "
+                    f"container {container['name']}",
+                    image=container["image"].split("@")[0],
+                    container=container,
+                    mounts=tuple(m["mountPath"] for m in mounts),
+                    files=files,
+                )
+            )
     return runs
 
 
@@ -190,8 +203,11 @@ def assert_agreement(runs: list[Run], facts: dict[str, ImageFacts], check) -> No
 
 
 def chart_images() -> set[str]:
-    return {f"{image.repository}:{image.tag}"
-            for chart in load_charts(paths.charts_dir()).values() for image in chart.meta.images.values()}
+    return {
+        f"{image.repository}:{image.tag}"
+        for chart in load_charts(paths.charts_dir()).values()
+        for image in chart.meta.images.values()
+    }
 
 
 def test_every_pinned_image_has_facts(facts):
@@ -204,34 +220,48 @@ def test_every_facts_entry_is_an_image_a_chart_pins(facts):
 
 def test_container_paths_exist_in_the_image(runs, facts):
     def check(run, image):
-        return [None if image.path_known(p) else f"runs {p}, which the image does not have"
-                for p in sorted(image_paths(run))]
+        return [
+            None if image.path_known(p) else f"runs {p}, which the image does not have"
+            for p in sorted(image_paths(run))
+        ]
+
     assert_agreement(runs, facts, check)
 
 
 def test_container_ports_are_ports_the_image_serves_or_the_container_configures(runs, facts):
     def check(run, image):
         served = {p.port for p in image.ports}
-        return [None if port in served or configures(run, image, port)
-                else f"declares port {port}, which the image does not serve and the container does not configure"
-                for port in (p["containerPort"] for p in run.container.get("ports", []))]
+        return [
+            None
+            if port in served or configures(run, image, port)
+            else f"declares port {port}, which the image does not serve and the container does not configure"
+            for port in (p["containerPort"] for p in run.container.get("ports", []))
+        ]
+
     assert_agreement(runs, facts, check)
 
 
 def test_http_probes_hit_health_endpoints_of_the_image_or_its_configuration(runs, facts):
     def check(run, image):
         endpoints = {(h.port, h.path) for h in image.health}
-        return [None if probe in endpoints or defines(run, probe[1])
-                else f"probes port {probe[0]} path {probe[1]}, not a health endpoint of the image"
-                for probe in sorted(http_probes(run))]
+        return [
+            None
+            if probe in endpoints or defines(run, probe[1])
+            else f"probes port {probe[0]} path {probe[1]}, not a health endpoint of the image"
+            for probe in sorted(http_probes(run))
+        ]
+
     assert_agreement(runs, facts, check)
 
 
 def test_variables_set_are_read_by_the_image(runs, facts):
     def check(run, image):
         read = {e.name for e in image.env}
-        return [None if name in read else f"sets {name}, which the image's software is not shown to read"
-                for name in sorted(variables_set(run))]
+        return [
+            None if name in read else f"sets {name}, which the image's software is not shown to read"
+            for name in sorted(variables_set(run))
+        ]
+
     assert_agreement(runs, facts, check)
 
 
@@ -240,17 +270,30 @@ def test_paths_the_image_writes_are_volumes_on_a_read_only_root(runs, facts):
         if not run.read_only:
             return []
         configuration = run.configuration(image)
-        return [None if run.mounted(w.path) else f"has a read-only root but no volume at {w.path} ({w.what})"
-                for w in image.writable if w.written(configuration)]
+        return [
+            None if run.mounted(w.path) else f"has a read-only root but no volume at {w.path} ({w.what})"
+            for w in image.writable
+            if w.written(configuration)
+        ]
+
     assert_agreement(runs, facts, check)
 
 
 def test_checks_read_scripts_and_named_files_but_skip_volumes_and_urls():
-    run = Run(where="test", image="x", mounts=("/etc/app", "/tmp"),
-              files={"/etc/app/start.sh": "#!/bin/sh\n# /not/a/path\nexport APP_KEY=1\nexec /opt/app/bin/app -c /etc/app/app.conf\n",
-                     "/etc/app/app.conf": "data /var/lib/app\nurl http://host:80/api/x\n"},
-              container={"command": ["/bin/sh", "/etc/app/start.sh"], "env": [{"name": "HOME", "value": "/tmp"}],
-                         "readinessProbe": {"exec": {"command": ["sh", "-c", "TOKEN=$(cat /run/t) /usr/bin/check"]}}})
+    run = Run(
+        where="test",
+        image="x",
+        mounts=("/etc/app", "/tmp"),
+        files={
+            "/etc/app/start.sh": "#!/bin/sh\n# /not/a/path\nexport APP_KEY=1\nexec /opt/app/bin/app -c /etc/app/app.conf\n",
+            "/etc/app/app.conf": "data /var/lib/app\nurl http://host:80/api/x\n",
+        },
+        container={
+            "command": ["/bin/sh", "/etc/app/start.sh"],
+            "env": [{"name": "HOME", "value": "/tmp"}],
+            "readinessProbe": {"exec": {"command": ["sh", "-c", "TOKEN=$(cat /run/t) /usr/bin/check"]}},
+        },
+    )
     assert image_paths(run) == {"/opt/app/bin/app", "/run/t", "/usr/bin/check"}
     assert variables_set(run) == {"HOME", "APP_KEY", "TOKEN"}
     assert "data /var/lib/app" in run.configuration(load_image_facts().images["docker.io/library/mongo:8.0.26"])
@@ -259,8 +302,10 @@ def test_checks_read_scripts_and_named_files_but_skip_volumes_and_urls():
 
 def test_a_wrong_key_in_the_facts_file_is_reported_with_its_position(tmp_path):
     path = tmp_path / "image-facts.yaml"
-    path.write_text("images:\n  docker.io/library/x:1.0:\n    upstream: {repository: a/b, ref: v1}\n"
-                    "    traced: false\n    note: not read\n    paths: []\n    writable: []\n"
-                    "    ports: [{port: 80, what: http, source: Dockerfile, proto: tcp}]\n    health: []\n    env: []\n")
+    path.write_text(
+        "images:\n  docker.io/library/x:1.0:\n    upstream: {repository: a/b, ref: v1}\n"
+        "    traced: false\n    note: not read\n    paths: []\n    writable: []\n"
+        "    ports: [{port: 80, what: http, source: Dockerfile, proto: tcp}]\n    health: []\n    env: []\n"
+    )
     with pytest.raises(ChartError, match=r"image-facts\.yaml:8:\d+: .*unknown key `proto`"):
         load_image_facts(path)

@@ -15,22 +15,28 @@ from tests.mqtt import NOT_AUTHORIZED, Client, running_mosquitto
 
 NS = "alderbrook-ingestion"
 # Only the components this chart needs: ingestion requires the broker; the rest stays off.
-ONLY_INGESTION = {"components": {
-    "iam": {"enabled": False}, "catalogue": {"enabled": False}, "ai_registry": {"enabled": False},
-    "gateway": {"enabled": False}, "monitoring": {"enabled": False}, "data_models": {"enabled": False},
-}}
+ONLY_INGESTION = {
+    "components": {
+        "iam": {"enabled": False},
+        "catalogue": {"enabled": False},
+        "ai_registry": {"enabled": False},
+        "gateway": {"enabled": False},
+        "monitoring": {"enabled": False},
+        "data_models": {"enabled": False},
+    }
+}
 
 
 @pytest.fixture
 def render(write_blueprint, renderer):
     def go(patch: dict | None = None):
         return renderer.render(load_blueprint(write_blueprint(merge(ONLY_INGESTION, patch or {}))))
+
     return go
 
 
 def container(rendering, kind: str, name: str) -> dict:
     return find(rendering, kind, name, NS)["spec"]["template"]["spec"]["containers"][0]
-
 
 
 def test_agent_writes_ngsi_ld_to_the_broker_endpoint(render):
@@ -64,8 +70,9 @@ def test_agent_gets_secrets_from_files_through_a_shell_wrapper(render):
     names = {e["name"] for e in c["env"]}
     assert not names & {"IOTA_MQTT_PASSWORD", "IOTA_MONGO_URI", "IOTA_DEFAULT_KEY"}
     assert all("valueFrom" not in e for e in c["env"])
-    assert not any(m["mountPath"].startswith("/run/secrets") for m in c["volumeMounts"]), \
+    assert not any(m["mountPath"].startswith("/run/secrets") for m in c["volumeMounts"]), (
         "the agent scans /run/secrets at start"
+    )
 
 
 def test_well_known_default_api_key_is_replaced_by_a_generated_one(render):
@@ -87,8 +94,12 @@ def test_mqtt_users_secret_has_a_password_per_user_and_the_password_file(render)
     r = render({"components": {"ingestion": {"options": {"device_users": ["air-quality-01", "parking-01"]}}}})
     secret = find(r, "Secret", "mqtt-users", NS)
     fields = json.loads(secret["metadata"]["annotations"]["mims.io/generate"])
-    assert fields == {"iot-agent": "random:32", "air-quality-01": "random:32", "parking-01": "random:32",
-                      "passwd": "mosquitto-passwd:iot-agent,air-quality-01,parking-01"}
+    assert fields == {
+        "iot-agent": "random:32",
+        "air-quality-01": "random:32",
+        "parking-01": "random:32",
+        "passwd": "mosquitto-passwd:iot-agent,air-quality-01,parking-01",
+    }
     assert generators(secret)["passwd"].users == ("iot-agent", "air-quality-01", "parking-01")
     assert "data" not in secret and "stringData" not in secret
 
@@ -114,8 +125,12 @@ def test_device_user_may_not_take_a_reserved_key(render, name):
 
 
 def test_acl_binds_the_device_id_level_to_the_user_name(render):
-    acl = find(render({"components": {"ingestion": {"options": {"device_users": ["parking-1"]}}}}),
-               "ConfigMap", "mosquitto-config", NS)["data"]["acl"]
+    acl = find(
+        render({"components": {"ingestion": {"options": {"device_users": ["parking-1"]}}}}),
+        "ConfigMap",
+        "mosquitto-config",
+        NS,
+    )["data"]["acl"]
     lines = [line for line in acl.splitlines() if line and not line.startswith("#")]
     assert lines[:2] == ["user iot-agent", "topic readwrite #"]
     rules = [line.split() for line in lines[2:]]
@@ -123,14 +138,20 @@ def test_acl_binds_the_device_id_level_to_the_user_name(render):
     for _, access, topic in rules:
         levels = topic.removeprefix("/").removeprefix("json/").split("/")
         assert levels[:2] == ["+", "%u"], topic  # any API key, the user's own device id
-        assert (access, levels[2]) in {("write", "attrs"), ("write", "cmdexe"), ("write", "configuration"),
-                                       ("read", "cmd"), ("read", "configuration")}, topic
+        assert (access, levels[2]) in {
+            ("write", "attrs"),
+            ("write", "cmdexe"),
+            ("write", "configuration"),
+            ("read", "cmd"),
+            ("read", "configuration"),
+        }, topic
 
 
 def test_new_device_user_rolls_mosquitto(render):
     def users_annotation(users):
         r = render({"components": {"ingestion": {"options": {"device_users": users}}}})
         return find(r, "Deployment", "mosquitto", NS)["spec"]["template"]["metadata"]["annotations"]
+
     assert users_annotation(["a"]) != users_annotation(["a", "b"])
 
 
@@ -138,8 +159,14 @@ def test_endpoints_follow_the_cross_chart_contract(renderer):
     meta = renderer.chart_for("ingestion", "iotagent-json").meta
     by_name = {e.name: e for e in meta.endpoints}
     http, admin = by_name["iot-http"], by_name["iot-admin"]
-    assert (http.workload, http.port, http.public, http.host, http.path, http.writes_need_token) == \
-        ("iot-agent", 7896, True, "iot", "/iot/", False)
+    assert (http.workload, http.port, http.public, http.host, http.path, http.writes_need_token) == (
+        "iot-agent",
+        7896,
+        True,
+        "iot",
+        "/iot/",
+        False,
+    )
     assert (admin.workload, admin.port, admin.public) == ("iot-agent", 4041, False)
     assert [(m.workload, m.port, m.path) for m in meta.metrics] == [("iot-agent", 4041, "/metrics")]
 
@@ -147,7 +174,9 @@ def test_endpoints_follow_the_cross_chart_contract(renderer):
 def test_provisioning_api_is_public_for_token_holders_only(renderer):
     """Service groups carry API keys: reading them needs a token too. The paths are the agent's own
     (iotagent-node-lib 4.14.0) and longer than the southbound `/iot/`, so the gateway sends them to 4041."""
-    provisioning = [e for e in renderer.chart_for("ingestion", "iotagent-json").meta.endpoints if e.port == 4041 and e.public]
+    provisioning = [
+        e for e in renderer.chart_for("ingestion", "iotagent-json").meta.endpoints if e.port == 4041 and e.public
+    ]
     assert sorted(e.path for e in provisioning) == ["/iot/devices", "/iot/groups", "/iot/services"]
     for e in provisioning:
         assert (e.workload, e.host, e.writes_need_token, e.reads_need_token) == ("iot-agent", "iot", True, True)
@@ -155,33 +184,55 @@ def test_provisioning_api_is_public_for_token_holders_only(renderer):
 
 def test_mqtt_is_a_public_tcp_endpoint_on_8883(renderer):
     [mqtt] = [e for e in renderer.chart_for("ingestion", "iotagent-json").meta.endpoints if e.protocol == "tcp"]
-    assert (mqtt.name, mqtt.workload, mqtt.port, mqtt.public, mqtt.host, mqtt.public_port, mqtt.scheme) == \
-        ("mqtt", "mosquitto", 1883, True, "mqtt", 8883, "mqtts")
+    assert (mqtt.name, mqtt.workload, mqtt.port, mqtt.public, mqtt.host, mqtt.public_port, mqtt.scheme) == (
+        "mqtt",
+        "mosquitto",
+        1883,
+        True,
+        "mqtt",
+        8883,
+        "mqtts",
+    )
 
 
 def test_network_policies_open_the_agent_flows(render):
     r = render()
     egress = find(r, "NetworkPolicy", "allow-egress-iot-agent", NS)["spec"]["egress"]
-    targets = {(rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
-               for rule in egress}
+    targets = {
+        (rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
+        for rule in egress
+    }
     assert targets == {("mosquitto", 1883), ("ingestion-db", 27017), ("orion-ld", 1026)}
 
 
 def mosquitto_sources(rendering) -> list[tuple[str, str]]:
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-mosquitto", NS)["spec"]["ingress"]
     assert all(rule["ports"] == [{"protocol": "TCP", "port": 1883}] for rule in ingress)
-    return sorted((rule["from"][0].get("namespaceSelector", {}).get("matchLabels", {}).get(
-        "kubernetes.io/metadata.name", NS), rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
-        for rule in ingress)
+    return sorted(
+        (
+            rule["from"][0].get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name", NS),
+            rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        )
+        for rule in ingress
+    )
 
 
-@pytest.mark.parametrize("patch, entry", [
-    ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}}}, ("alderbrook-gateway", "gateway")),
-    ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}},
-      "addons": {"ingress_controller": {"enabled": True}}}, ("alderbrook-ingress-controller", "traefik")),
-    ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}}, "tls": {"mode": "none"}}, None),
-    ({}, None),
-], ids=["gateway", "ingress-controller", "tls-none", "no-entry-point"])
+@pytest.mark.parametrize(
+    "patch, entry",
+    [
+        ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}}}, ("alderbrook-gateway", "gateway")),
+        (
+            {
+                "components": {"gateway": {"enabled": True}, "iam": {"enabled": True}},
+                "addons": {"ingress_controller": {"enabled": True}},
+            },
+            ("alderbrook-ingress-controller", "traefik"),
+        ),
+        ({"components": {"gateway": {"enabled": True}, "iam": {"enabled": True}}, "tls": {"mode": "none"}}, None),
+        ({}, None),
+    ],
+    ids=["gateway", "ingress-controller", "tls-none", "no-entry-point"],
+)
 def test_only_the_agent_and_the_public_entry_point_reach_mosquitto(render, patch, entry):
     assert mosquitto_sources(render(patch)) == sorted([(NS, "iot-agent")] + ([entry] if entry else []))
 
@@ -232,8 +283,13 @@ def test_a_device_user_publishes_only_as_its_own_device(mosquitto):
     for topic in ("/+/+/attrs", "/+/+/attrs/+", "/json/+/+/attrs", "json/+/+/attrs", "/+/+/cmdexe"):
         agent.subscribe(f"$share/json/{topic}")  # the agent's own shared subscriptions
     device = Client(port, "parking-1", PASSWORDS["parking-1"], "parking-1")
-    for topic in ("/key1/parking-1/attrs", "/key1/parking-1/attrs/occupied", "/json/key1/parking-1/attrs",
-                  "json/key1/parking-1/attrs", "/key1/parking-1/cmdexe"):
+    for topic in (
+        "/key1/parking-1/attrs",
+        "/key1/parking-1/attrs/occupied",
+        "/json/key1/parking-1/attrs",
+        "json/key1/parking-1/attrs",
+        "/key1/parking-1/cmdexe",
+    ):
         assert device.publish(topic, b'{"occupied": true}') == 0, topic
         assert agent.receive() == (topic, b'{"occupied": true}')
     for topic in ("/key1/parking-2/attrs", "/json/key1/parking-2/attrs", "/key1/parking-1/cmd", "key1/parking-1/attrs"):

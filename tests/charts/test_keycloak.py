@@ -12,17 +12,22 @@ from tests.conftest import env_of, find, pod_specs
 
 NS = "alderbrook-iam"
 CLIENTS = ("gateway", "broker", "catalogue", "grafana")
-ONLY_IAM = {name: {"enabled": False} for name in
-            ("broker", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}
+ONLY_IAM = {
+    name: {"enabled": False} for name in ("broker", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")
+}
 PLACEHOLDER = re.compile(r"^\$\{(MIMS_OIDC_SECRET_[A-Z]+)\}$")
 
 
 @pytest.fixture
 def render(write_blueprint, renderer):
     def run(profile: str = "minimal-50k", iam: dict | None = None, **patch):
-        blueprint = {"budget": {"profile": profile},
-                     "components": {**ONLY_IAM, "iam": {"enabled": True, **(iam or {})}}, **patch}
+        blueprint = {
+            "budget": {"profile": profile},
+            "components": {**ONLY_IAM, "iam": {"enabled": True, **(iam or {})}},
+            **patch,
+        }
         return renderer.render(load_blueprint(write_blueprint(blueprint)))
+
     return run
 
 
@@ -33,7 +38,6 @@ def pod(rendering) -> dict:
 def server(rendering) -> dict:
     [container] = pod(rendering)["containers"]
     return container
-
 
 
 def realm_of(rendering) -> dict:
@@ -81,8 +85,11 @@ def test_no_environment_variable_carries_a_secret(render):
 
 def test_secret_volumes_are_files_readable_by_the_group_only(render):
     volumes = {v["name"]: v for v in pod(render())["volumes"]}
-    for name, secret_name in (("db-credentials", "keycloak-db-credentials"), ("admin", "keycloak-admin"),
-                              ("oidc-clients", "oidc-clients")):
+    for name, secret_name in (
+        ("db-credentials", "keycloak-db-credentials"),
+        ("admin", "keycloak-admin"),
+        ("oidc-clients", "oidc-clients"),
+    ):
         assert volumes[name]["secret"] == {"secretName": secret_name, "defaultMode": 0o440}
 
 
@@ -157,7 +164,9 @@ def test_minimal_runs_one_pod_with_a_local_cache(render):
     rendering = render()
     assert find(rendering, "Deployment", "keycloak", NS)["spec"]["replicas"] == 1
     assert env_of(server(rendering))["KC_CACHE"] == "local"
-    assert not [o for o in rendering.objects() if o["kind"] == "PodDisruptionBudget" and o["metadata"]["namespace"] == NS]
+    assert not [
+        o for o in rendering.objects() if o["kind"] == "PodDisruptionBudget" and o["metadata"]["namespace"] == NS
+    ]
 
 
 def test_standard_runs_a_clustered_pair_with_a_disruption_budget(render):
@@ -166,16 +175,22 @@ def test_standard_runs_a_clustered_pair_with_a_disruption_budget(render):
     assert env_of(server(rendering))["KC_CACHE"] == "ispn"
     assert find(rendering, "PodDisruptionBudget", "keycloak", NS)["spec"]["minAvailable"] == 1
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-keycloak", NS)["spec"]["ingress"]
-    cluster_ports = {p["port"] for rule in ingress
-                     if rule.get("from") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "keycloak"}}}]
-                     for p in rule["ports"]}
+    cluster_ports = {
+        p["port"]
+        for rule in ingress
+        if rule.get("from") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "keycloak"}}}]
+        for p in rule["ports"]
+    }
     assert cluster_ports == {7800, 57800}
 
 
 def test_keycloak_may_reach_its_database_only(render):
     egress = find(render(), "NetworkPolicy", "allow-egress-keycloak", NS)["spec"]["egress"]
-    targets = {(rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
-               for rule in egress for p in rule["ports"]}
+    targets = {
+        (rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
+        for rule in egress
+        for p in rule["ports"]
+    }
     assert ("keycloak-db", 5432) in targets
     assert {name for name, _ in targets} == {"keycloak", "keycloak-db"}
 

@@ -24,11 +24,14 @@ from tests.mqtt import NOT_AUTHORIZED, Client, free_port, running_mosquitto, wai
 NS = "alderbrook-gateway"
 DOMAIN = "data.alderbrook.example"
 
+
 @pytest.fixture
 def render(write_blueprint, renderer):
     """Render the small-city example (every component on) with a patch."""
+
     def run(patch: dict | None = None):
         return renderer.render(load_blueprint(write_blueprint(patch or {})))
+
     return run
 
 
@@ -37,9 +40,13 @@ def with_ingress(patch: dict | None = None) -> dict:
 
 
 SECRET_TLS = {"tls": {"mode": "secret", "secret_name": "alderbrook-tls"}}
-CERT_MANAGER_TLS = {"tls": {"mode": "cert-manager"},
-                    "addons": {"ingress_controller": {"enabled": True},
-                               "cert_manager": {"enabled": True, "options": {"acme_email": "ops@alderbrook.example"}}}}
+CERT_MANAGER_TLS = {
+    "tls": {"mode": "cert-manager"},
+    "addons": {
+        "ingress_controller": {"enabled": True},
+        "cert_manager": {"enabled": True, "options": {"acme_email": "ops@alderbrook.example"}},
+    },
+}
 
 
 # --- reading nginx.conf -------------------------------------------------------------------------
@@ -96,8 +103,10 @@ def servers(rendering) -> dict[str, list]:
     other than the HTTPS redirect (the default server under `_`)."""
     out = {}
     for body in all_servers(rendering):
-        redirect = any(directive_args(loc, "return")[:1] == [["308", "https://$host$request_uri"]]
-                       for loc in locations(body).values())
+        redirect = any(
+            directive_args(loc, "return")[:1] == [["308", "https://$host$request_uri"]]
+            for loc in locations(body).values()
+        )
         for name in directive_args(body, "server_name")[0]:
             if not redirect:
                 out.setdefault(name, body)
@@ -110,8 +119,12 @@ def locations(server: list) -> dict[str, list]:
 
 def public_endpoints(rendering) -> list:
     """(component, endpoint) of every public http endpoint of the enabled charts."""
-    return [(component, e) for component, chart in rendering.charts.items()
-            for e in chart.meta.endpoints if e.public and e.protocol == "http"]
+    return [
+        (component, e)
+        for component, chart in rendering.charts.items()
+        for e in chart.meta.endpoints
+        if e.public and e.protocol == "http"
+    ]
 
 
 def stream(rendering) -> list | None:
@@ -121,6 +134,7 @@ def stream(rendering) -> list | None:
 
 
 # --- routing and the token rule -----------------------------------------------------------------
+
 
 def test_every_public_endpoint_is_routed_by_host_and_path_to_its_service(render):
     rendering = render()
@@ -167,11 +181,17 @@ def test_routes_with_reads_need_token_check_every_method(render):
 
 def test_provisioning_paths_go_to_the_agents_north_port_and_measures_to_the_south_port(render):
     routes = locations(servers(render())[f"iot.{DOMAIN}"])
-    upstream = {path: {a[0]: a[1] for a in directive_args(routes[path], "set")}["$mims_upstream"]
-                for path in ("/iot/", "/iot/groups", "/iot/services", "/iot/devices")}
+    upstream = {
+        path: {a[0]: a[1] for a in directive_args(routes[path], "set")}["$mims_upstream"]
+        for path in ("/iot/", "/iot/groups", "/iot/services", "/iot/devices")
+    }
     agent = "iot-agent.alderbrook-ingestion.svc.cluster.local"
-    assert upstream == {"/iot/": f"{agent}:7896", "/iot/groups": f"{agent}:4041",
-                        "/iot/services": f"{agent}:4041", "/iot/devices": f"{agent}:4041"}
+    assert upstream == {
+        "/iot/": f"{agent}:7896",
+        "/iot/groups": f"{agent}:4041",
+        "/iot/services": f"{agent}:4041",
+        "/iot/devices": f"{agent}:4041",
+    }
 
 
 def test_routes_without_writes_need_token_have_no_auth_request(render):
@@ -187,7 +207,9 @@ def test_routes_without_writes_need_token_have_no_auth_request(render):
 def test_auth_check_lets_safe_methods_through_and_asks_oauth2_proxy_for_the_rest(render):
     rendering = render()
     [http] = children(parse_nginx(nginx_conf(rendering)), "http")
-    [safe_map] = [body for _, args, body in children(http[2], "map") if args == ["$request_method", "$mims_safe_method"]]
+    [safe_map] = [
+        body for _, args, body in children(http[2], "map") if args == ["$request_method", "$mims_safe_method"]
+    ]
     assert {n[0]: n[1][0] for n in safe_map} == {"GET": "1", "HEAD": "1", "OPTIONS": "1", "default": "0"}
     auth = locations(servers(rendering)[f"api.{DOMAIN}"])["= /_mims/auth"]
     assert directive_args(auth, "internal") == [[]]
@@ -225,6 +247,7 @@ def test_callers_cannot_pose_as_an_authenticated_user(render):
 
 # --- limits, headers, CORS, logs ---------------------------------------------------------------
 
+
 def test_request_size_limits_and_security_headers(render):
     [http] = children(parse_nginx(nginx_conf(render())), "http")
     assert directive_args(http[2], "client_max_body_size") == [["10m"]]
@@ -259,6 +282,7 @@ def test_access_log_is_json(render):
 
 # --- TLS modes and exposure ---------------------------------------------------------------------
 
+
 def test_external_tls_trusts_forwarded_proto_behind_a_load_balancer(render):
     rendering = render()
     [http] = children(parse_nginx(nginx_conf(rendering)), "http")
@@ -275,12 +299,14 @@ def test_secret_tls_serves_https_and_redirects_plain_http(render):
     by_host = servers(rendering)
     api = by_host[f"api.{DOMAIN}"]
     assert directive_args(api, "listen") == [["8443", "ssl"]]
-    [redirect] = [body for body in all_servers(rendering)
-                  if directive_args(body, "listen") == [["8080"]] and f"api.{DOMAIN}" in directive_args(body, "server_name")[0]]
+    [redirect] = [
+        body
+        for body in all_servers(rendering)
+        if directive_args(body, "listen") == [["8080"]] and f"api.{DOMAIN}" in directive_args(body, "server_name")[0]
+    ]
     assert directive_args(locations(redirect)["/"], "return") == [["308", "https://$host$request_uri"]]
     service = find(rendering, "Service", "gateway", NS)
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080), (443, 8443),
-                                                                                 (8883, "mqtt")]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080), (443, 8443), (8883, "mqtt")]
     pod = find(rendering, "Deployment", "gateway", NS)["spec"]["template"]["spec"]
     [tls_volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
     assert tls_volume["secret"] == {"secretName": "alderbrook-tls", "defaultMode": 0o440}
@@ -337,16 +363,23 @@ def test_cert_manager_tls_ends_at_traefik_with_one_acme_certificate_per_host(ren
 def test_cert_manager_gets_a_certificate_for_the_mqtt_host_too(render):
     """Traefik ends MQTT's TLS with it: the Ingress exists only so that cert-manager issues it and
     Traefik loads it (plain HTTPS to that host reaches the gateway, which answers 404)."""
-    [mqtt] = [o for o in render(CERT_MANAGER_TLS).objects()
-              if o["kind"] == "Ingress" and o["spec"]["rules"][0]["host"] == f"mqtt.{DOMAIN}"]
+    [mqtt] = [
+        o
+        for o in render(CERT_MANAGER_TLS).objects()
+        if o["kind"] == "Ingress" and o["spec"]["rules"][0]["host"] == f"mqtt.{DOMAIN}"
+    ]
     assert mqtt["spec"]["tls"] == [{"hosts": [f"mqtt.{DOMAIN}"], "secretName": "alderbrook-tls-mqtt"}]
     assert mqtt["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "alderbrook-acme"
     for patch in (with_ingress(), with_ingress(SECRET_TLS)):
-        assert not [o for o in render(patch).objects()
-                    if o["kind"] == "Ingress" and o["spec"]["rules"][0]["host"] == f"mqtt.{DOMAIN}"]
+        assert not [
+            o
+            for o in render(patch).objects()
+            if o["kind"] == "Ingress" and o["spec"]["rules"][0]["host"] == f"mqtt.{DOMAIN}"
+        ]
 
 
 # --- public tcp endpoints (MQTT) without the ingress controller: nginx's stream module ------------
+
 
 def test_secret_tls_ends_mqtt_tls_in_nginx_and_streams_to_mosquitto(render):
     rendering = render(SECRET_TLS)
@@ -354,7 +387,9 @@ def test_secret_tls_ends_mqtt_tls_in_nginx_and_streams_to_mosquitto(render):
     assert directive_args(block, "ssl_certificate") == [["tls/tls.crt"]]
     [server] = [body for _, _, body in children(block, "server")]
     assert directive_args(server, "listen") == [["8883", "ssl"]]
-    assert directive_args(server, "set") == [["$mims_upstream", "mosquitto.alderbrook-ingestion.svc.cluster.local:1883"]]
+    assert directive_args(server, "set") == [
+        ["$mims_upstream", "mosquitto.alderbrook-ingestion.svc.cluster.local:1883"]
+    ]
     assert directive_args(server, "proxy_pass") == [["$mims_upstream"]]
     assert directive_args(block, "include") == [["resolver.conf"]]
     pod = find(rendering, "Deployment", "gateway", NS)["spec"]["template"]["spec"]
@@ -374,25 +409,39 @@ def test_no_public_mqtt_on_plain_http_trials_nor_through_the_gateway_behind_trae
         assert stream(rendering) is None
         assert 8883 not in [p["port"] for p in find(rendering, "Service", "gateway", NS)["spec"]["ports"]]
         egress = find(rendering, "NetworkPolicy", "allow-egress-gateway", NS)["spec"]["egress"]
-        assert not [r for r in egress if r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "mosquitto"]
+        assert not [
+            r for r in egress if r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "mosquitto"
+        ]
 
 
 def test_cert_manager_solver_pods_are_reachable_from_traefik_only(render):
     policy = find(render(CERT_MANAGER_TLS), "NetworkPolicy", "allow-ingress-acme-http01-solver", NS)
     assert policy["spec"]["podSelector"] == {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert policy["spec"]["ingress"] == [{
-        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                  "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingress-controller"}}}],
-        "ports": [{"protocol": "TCP", "port": 8089}],
-    }]
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingress-controller"}
+                    },
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 8089}],
+        }
+    ]
     for patch in ({}, with_ingress(), with_ingress(SECRET_TLS)):
         rendering = render(patch)
-        assert not [o for o in rendering.objects() if o["kind"] == "NetworkPolicy"
-                    and o["metadata"]["name"] == "allow-ingress-acme-http01-solver"]
+        assert not [
+            o
+            for o in rendering.objects()
+            if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-ingress-acme-http01-solver"
+        ]
 
 
 # --- oauth2-proxy, secrets, network, sizes -------------------------------------------------------
+
 
 def oauth2_config(rendering) -> dict[str, str]:
     text = find(rendering, "ConfigMap", "oauth2-proxy-config", NS)["data"]["oauth2-proxy.cfg"]
@@ -402,8 +451,9 @@ def oauth2_config(rendering) -> dict[str, str]:
 def test_oauth2_proxy_checks_realm_tokens_with_keys_fetched_in_cluster(render):
     cfg = oauth2_config(render({"components": {"iam": {"options": {"realm": "city"}}}}))
     assert cfg["oidc_issuer_url"] == f'"https://auth.{DOMAIN}/realms/city"'
-    assert cfg["oidc_jwks_url"] == ('"http://keycloak.alderbrook-iam.svc.cluster.local:8080'
-                                    '/realms/city/protocol/openid-connect/certs"')
+    assert cfg["oidc_jwks_url"] == (
+        '"http://keycloak.alderbrook-iam.svc.cluster.local:8080/realms/city/protocol/openid-connect/certs"'
+    )
     assert cfg["skip_oidc_discovery"] == "true"
     assert cfg["skip_jwt_bearer_tokens"] == "true"
     assert cfg["client_id"] == '"gateway"'
@@ -412,8 +462,10 @@ def test_oauth2_proxy_checks_realm_tokens_with_keys_fetched_in_cluster(render):
 def test_oauth2_proxy_secrets_are_generated_and_read_from_files(render):
     rendering = render()
     secret = find(rendering, "Secret", "oauth2-proxy-secrets", NS)
-    assert secret["metadata"]["annotations"]["mims.io/generate"] == \
-        '{"client-secret": "shared:oidc-client-gateway", "cookie-secret": "cookie:32"}'
+    assert (
+        secret["metadata"]["annotations"]["mims.io/generate"]
+        == '{"client-secret": "shared:oidc-client-gateway", "cookie-secret": "cookie:32"}'
+    )
     cfg = oauth2_config(rendering)
     assert cfg["client_secret_file"] == '"/etc/oauth2-proxy/secrets/client-secret"'
     assert cfg["cookie_secret_file"] == '"/etc/oauth2-proxy/secrets/cookie-secret"'
@@ -426,21 +478,33 @@ def test_oauth2_proxy_secrets_are_generated_and_read_from_files(render):
 def test_network_gateway_reaches_every_public_endpoint_and_oauth2_proxy_only_keycloak(render):
     rendering = render()
     egress = find(rendering, "NetworkPolicy", "allow-egress-gateway", NS)["spec"]["egress"]
-    reached = {(r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
-               for r in egress for p in r["ports"]}
-    assert {(e.workload, e.port) for _, e in public_endpoints(rendering)} | {("oauth2-proxy", 4180),
-                                                                            ("mosquitto", 1883)} == reached
+    reached = {
+        (r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
+        for r in egress
+        for p in r["ports"]
+    }
+    assert {(e.workload, e.port) for _, e in public_endpoints(rendering)} | {
+        ("oauth2-proxy", 4180),
+        ("mosquitto", 1883),
+    } == reached
     [rule] = find(rendering, "NetworkPolicy", "allow-egress-oauth2-proxy", NS)["spec"]["egress"]
     assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "alderbrook-iam"}
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
     assert next(r for r in ingress if "from" not in r)["ports"] == [{"protocol": "TCP", "port": 8883}]
-    assert {"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
-            "from": PUBLIC_ADDRESSES} in ingress
-    assert {"ports": [{"protocol": "TCP", "port": 1883}],
-            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mosquitto"}},
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingestion"}}}]} \
-        in egress
+    assert {
+        "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
+        "from": PUBLIC_ADDRESSES,
+    } in ingress
+    assert {
+        "ports": [{"protocol": "TCP", "port": 1883}],
+        "to": [
+            {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "mosquitto"}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingestion"}},
+            }
+        ],
+    } in egress
 
 
 @pytest.mark.parametrize("patch, ports", [({}, [8080]), (SECRET_TLS, [8080, 8443]), (with_ingress(), [])])
@@ -448,15 +512,23 @@ def test_callers_of_public_urls_may_reach_the_listeners_the_load_balancer_forwar
     """Without the ingress controller the gateway's LoadBalancer is the city's public address: the broker
     (which fetches @context documents by public URL) lands on 8080, and on 8443 where TLS is served."""
     ingress = find(render(patch), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
-    broker = [p["port"] for r in ingress if "podSelector" in r.get("from", [{}])[0]
-              if r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "orion-ld"
-              for p in r["ports"]]
+    broker = [
+        p["port"]
+        for r in ingress
+        if "podSelector" in r.get("from", [{}])[0]
+        if r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "orion-ld"
+        for p in r["ports"]
+    ]
     assert broker == ports
 
 
 PUBLIC_ADDRESSES = [
-    {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
-                                                 "172.16.0.0/12", "192.168.0.0/16"]}},
+    {
+        "ipBlock": {
+            "cidr": "0.0.0.0/0",
+            "except": ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"],
+        }
+    },
     {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
 ]
 
@@ -464,8 +536,9 @@ PUBLIC_ADDRESSES = [
 def test_as_the_load_balancer_entry_point_the_gateway_takes_public_addresses_and_no_pod(render):
     ingress = find(render(SECRET_TLS), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
     public = [r for r in ingress if r.get("from") == PUBLIC_ADDRESSES]
-    assert public == [{"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}],
-                       "from": PUBLIC_ADDRESSES}]
+    assert public == [
+        {"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}], "from": PUBLIC_ADDRESSES}
+    ]
     # Besides them only pods named by a chart's call (the broker fetching public URLs) and, on the
     # MQTT port alone, anyone (docs/components/ingestion.md).
     others = [r for r in ingress if r not in public]
@@ -475,10 +548,19 @@ def test_as_the_load_balancer_entry_point_the_gateway_takes_public_addresses_and
 
 def test_behind_the_ingress_controller_only_traefiks_pods_reach_the_gateway(render):
     ingress = find(render(with_ingress()), "NetworkPolicy", "allow-ingress-gateway", NS)["spec"]["ingress"]
-    assert ingress == [{"ports": [{"protocol": "TCP", "port": 8080}],
-                        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                                  "namespaceSelector": {"matchLabels": {
-                                      "kubernetes.io/metadata.name": "alderbrook-ingress-controller"}}}]}]
+    assert ingress == [
+        {
+            "ports": [{"protocol": "TCP", "port": 8080}],
+            "from": [
+                {
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "alderbrook-ingress-controller"}
+                    },
+                }
+            ],
+        }
+    ]
 
 
 def test_standard_profile_runs_two_of_each_with_disruption_budgets(render):
@@ -490,15 +572,22 @@ def test_standard_profile_runs_two_of_each_with_disruption_budgets(render):
 
 def test_minimal_profile_sizes(render):
     rendering = render()
-    sizes = {w: find(rendering, "Deployment", w, NS)["spec"]["template"]["spec"]["containers"][0]["resources"]
-             for w in ("gateway", "oauth2-proxy")}
-    assert sizes["gateway"] == {"requests": {"cpu": "100m", "memory": "64Mi"},
-                                "limits": {"cpu": "500m", "memory": "128Mi"}}
-    assert sizes["oauth2-proxy"] == {"requests": {"cpu": "50m", "memory": "48Mi"},
-                                     "limits": {"cpu": "200m", "memory": "96Mi"}}
+    sizes = {
+        w: find(rendering, "Deployment", w, NS)["spec"]["template"]["spec"]["containers"][0]["resources"]
+        for w in ("gateway", "oauth2-proxy")
+    }
+    assert sizes["gateway"] == {
+        "requests": {"cpu": "100m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+    }
+    assert sizes["oauth2-proxy"] == {
+        "requests": {"cpu": "50m", "memory": "48Mi"},
+        "limits": {"cpu": "200m", "memory": "96Mi"},
+    }
 
 
 # --- the real nginx -----------------------------------------------------------------------------
+
 
 def loadable(conf: str) -> str:
     """`conf` as the checker's nginx accepts it. The image's nginx (nginx.org's Alpine package) has the
@@ -526,26 +615,49 @@ def nginx_prefix(conf: str, folder: Path, tls: bool) -> Path:
         if not openssl:
             pytest.skip("openssl is needed to make a throwaway certificate")
         (folder / "tls").mkdir()
-        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test",
-                        "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(folder / "tls" / "tls.key"), "-out", str(folder / "tls" / "tls.crt")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(folder / "tls" / "tls.key"),
+                "-out",
+                str(folder / "tls" / "tls.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return folder / "nginx.conf"
 
 
 @pytest.mark.scanners
-@pytest.mark.parametrize("patch", [
-    {"tls": {"mode": "external"}},
-    SECRET_TLS,
-    {"tls": {"mode": "none"}, "components": {"gateway": {"options": {"cors_origins": ["https://a.example"]}}}},
-    with_ingress(SECRET_TLS),
-    CERT_MANAGER_TLS,
-], ids=["external", "secret", "none-with-cors", "secret-behind-ingress-controller", "cert-manager"])
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"tls": {"mode": "external"}},
+        SECRET_TLS,
+        {"tls": {"mode": "none"}, "components": {"gateway": {"options": {"cors_origins": ["https://a.example"]}}}},
+        with_ingress(SECRET_TLS),
+        CERT_MANAGER_TLS,
+    ],
+    ids=["external", "secret", "none-with-cors", "secret-behind-ingress-controller", "cert-manager"],
+)
 def test_nginx_accepts_the_generated_config(render, tmp_path, patch):
     nginx = require_tool("nginx")
     conf = nginx_prefix(nginx_conf(render(patch)), tmp_path, tls=patch.get("tls", {}).get("mode") == "secret")
-    run = subprocess.run([nginx, "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-e", "stderr"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [nginx, "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-e", "stderr"], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -558,8 +670,12 @@ def running_nginx(conf: str, folder: Path, tls: bool = False):
     for port, local in ports.items():
         conf = re.sub(rf"listen {port}\b", f"listen 127.0.0.1:{local}", conf)
     path = nginx_prefix(conf, folder, tls)
-    proc = subprocess.Popen([nginx, "-p", f"{folder}/", "-c", str(path), "-e", "stderr", "-g", "daemon off;"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [nginx, "-p", f"{folder}/", "-c", str(path), "-e", "stderr", "-g", "daemon off;"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_port(ports[8080], proc)
         yield ports
@@ -606,8 +722,10 @@ def gateway(render, tmp_path):
     """The rendered gateway (tls.mode external) in a real nginx, every API replaced by Backend and
     oauth2-proxy by FakeOauth2Proxy; yields call(method, host, url, **headers) -> (status, headers, body)."""
     backend, auth = free_port(), free_port()
-    servers_ = [ThreadingHTTPServer(("127.0.0.1", port), handler)
-                for port, handler in ((backend, Backend), (auth, FakeOauth2Proxy))]
+    servers_ = [
+        ThreadingHTTPServer(("127.0.0.1", port), handler)
+        for port, handler in ((backend, Backend), (auth, FakeOauth2Proxy))
+    ]
     for server in servers_:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     conf = nginx_conf(render()).replace(f'"oauth2-proxy.{NS}.svc.cluster.local:4180"', f'"127.0.0.1:{auth}"')
@@ -615,12 +733,18 @@ def gateway(render, tmp_path):
 
     try:
         with running_nginx(conf, tmp_path) as ports:
+
             def call(method: str, host: str, url: str, **headers) -> tuple[int, dict, bytes]:
                 conn = http.client.HTTPConnection("127.0.0.1", ports[8080], timeout=5)
-                conn.request(method, url, body=b"{}" if method in ("POST", "PUT", "PATCH") else None,
-                             headers={"Host": host, **headers})
+                conn.request(
+                    method,
+                    url,
+                    body=b"{}" if method in ("POST", "PUT", "PATCH") else None,
+                    headers={"Host": host, **headers},
+                )
                 response = conn.getresponse()
                 return response.status, dict(response.getheaders()), response.read()
+
             yield call
     finally:
         for server in servers_:
@@ -633,8 +757,10 @@ def test_nginx_refuses_a_write_without_a_valid_token(gateway):
     status, headers, _ = gateway("POST", api, "/ngsi-ld/v1/entities")
     assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="alderbrook"'
     assert gateway("DELETE", api, "/ngsi-ld/v1/entities/x", Authorization="Bearer forged")[0] == 401
-    assert gateway("POST", api, "/ngsi-ld/v1/entities", Authorization="Bearer good",
-                   **{"X-Forwarded-User": "mallory"})[2] == b"POST user=alice"
+    assert (
+        gateway("POST", api, "/ngsi-ld/v1/entities", Authorization="Bearer good", **{"X-Forwarded-User": "mallory"})[2]
+        == b"POST user=alice"
+    )
     assert gateway("GET", api, "/ngsi-ld/v1/entities", **{"X-Forwarded-User": "mallory"})[2] == b"GET user=None"
     assert gateway("POST", f"iot.{DOMAIN}", "/iot/json")[0] == 200
     assert gateway("GET", "elsewhere.example", "/")[0] == 404
@@ -663,8 +789,9 @@ def test_a_device_publishes_over_tls_through_the_gateway_to_the_real_mosquitto(r
     (tmp_path / "mosquitto").mkdir()
     (tmp_path / "nginx").mkdir()
     with running_mosquitto(data, passwords, tmp_path / "mosquitto") as (_, mosquitto):
-        conf = nginx_conf(rendering).replace('"mosquitto.alderbrook-ingestion.svc.cluster.local:1883"',
-                                             f'"127.0.0.1:{mosquitto}"')
+        conf = nginx_conf(rendering).replace(
+            '"mosquitto.alderbrook-ingestion.svc.cluster.local:1883"', f'"127.0.0.1:{mosquitto}"'
+        )
         with running_nginx(conf, tmp_path / "nginx", tls=True) as ports:
             ca = tmp_path / "nginx" / "tls" / "tls.crt"
             agent = Client(mosquitto, "iot-agent", passwords["iot-agent"], "agent")
@@ -684,8 +811,12 @@ def test_oauth2_proxy_accepts_the_generated_config(render, tmp_path):
     (tmp_path / "client-secret").write_text(secrets.token_hex(16))
     (tmp_path / "cookie-secret").write_text(base64.urlsafe_b64encode(os.urandom(32)).decode())  # like cookie:32
     (tmp_path / "oauth2-proxy.cfg").write_text(text.replace("/etc/oauth2-proxy/secrets/", f"{tmp_path}/"))
-    run = subprocess.run([binary, f"--config={tmp_path / 'oauth2-proxy.cfg'}", "--config-test"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [binary, f"--config={tmp_path / 'oauth2-proxy.cfg'}", "--config-test"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 

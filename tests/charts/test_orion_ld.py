@@ -8,24 +8,26 @@ from mims.blueprint import load_blueprint
 from mims.charts.quantity import bytes_of
 from tests.conftest import env_of, find
 
-ONLY_BROKER = {name: {"enabled": False} for name in
-               ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}
+ONLY_BROKER = {
+    name: {"enabled": False} for name in ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")
+}
 
 
 @pytest.fixture
 def render(write_blueprint, renderer):
     def run(profile: str = "minimal-50k", **components):
-        patch = {"budget": {"profile": profile},
-                 "components": {**ONLY_BROKER, "broker": {"enabled": True, "implementation": "orion-ld"},
-                                **components}}
+        patch = {
+            "budget": {"profile": profile},
+            "components": {**ONLY_BROKER, "broker": {"enabled": True, "implementation": "orion-ld"}, **components},
+        }
         return renderer.render(load_blueprint(write_blueprint(patch)))
+
     return run
 
 
 def broker_container(rendering) -> dict:
     [container] = find(rendering, "Deployment", "orion-ld")["spec"]["template"]["spec"]["containers"]
     return container
-
 
 
 def wrapper(container: dict) -> str:
@@ -98,8 +100,14 @@ def test_probes_use_the_version_endpoint(render):
 def test_ngsi_ld_endpoint_matches_the_cross_chart_contract(render):
     rendering = render()
     [endpoint] = [e for e in rendering.charts["broker"].meta.endpoints if e.name == "ngsi-ld"]
-    assert (endpoint.workload, endpoint.port, endpoint.public, endpoint.host, endpoint.path,
-            endpoint.writes_need_token) == ("orion-ld", 1026, True, "api", "/ngsi-ld/", True)
+    assert (
+        endpoint.workload,
+        endpoint.port,
+        endpoint.public,
+        endpoint.host,
+        endpoint.path,
+        endpoint.writes_need_token,
+    ) == ("orion-ld", 1026, True, "api", "/ngsi-ld/", True)
     service = find(rendering, "Service", "orion-ld")
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"ngsi-ld": 1026, "metrics": 8000}
 
@@ -115,16 +123,25 @@ def test_prometheus_metrics_on_port_8000(render):
 def test_only_the_broker_may_reach_the_database(render):
     rendering = render()
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-broker-db")["spec"]["ingress"]
-    assert ingress == [{"ports": [{"protocol": "TCP", "port": 27017}],
-                        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "orion-ld"}}}]}]
+    assert ingress == [
+        {
+            "ports": [{"protocol": "TCP", "port": 27017}],
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "orion-ld"}}}],
+        }
+    ]
 
 
 def test_broker_may_fetch_the_citys_contexts(render):
     egress = find(render(), "NetworkPolicy", "allow-egress-orion-ld")["spec"]["egress"]
-    assert {"ports": [{"protocol": "TCP", "port": 8080}],
-            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "context-server"}},
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-data-models"}}}],
-            } in egress
+    assert {
+        "ports": [{"protocol": "TCP", "port": 8080}],
+        "to": [
+            {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "context-server"}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "alderbrook-data-models"}},
+            }
+        ],
+    } in egress
 
 
 @pytest.mark.parametrize("profile", ["minimal-50k", "standard"])

@@ -9,12 +9,28 @@ from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.secrets import generators
 from tests.conftest import EXAMPLES, pod_specs
 
-ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                   "projected", "secret"}
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes"}
+ALLOWED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
 
 
 def restricted_violations(pod: dict) -> list[str]:
@@ -33,8 +49,9 @@ def restricted_violations(pod: dict) -> list[str]:
             found.append(f"volume {volume['name']} of type {sorted(kinds - ALLOWED_VOLUMES)}")
     if pod_ctx.get("runAsUser") == 0:
         found.append("pod runAsUser 0")
-    containers = (pod.get("containers") or []) + (pod.get("initContainers") or []) + \
-        (pod.get("ephemeralContainers") or [])
+    containers = (
+        (pod.get("containers") or []) + (pod.get("initContainers") or []) + (pod.get("ephemeralContainers") or [])
+    )
     for c in containers:
         ctx = c.get("securityContext") or {}
         name = c["name"]
@@ -42,8 +59,10 @@ def restricted_violations(pod: dict) -> list[str]:
             found.append(f"{name}: privileged")
         if ctx.get("allowPrivilegeEscalation") is not False:
             found.append(f"{name}: allowPrivilegeEscalation not false")
-        if not (ctx.get("runAsNonRoot") is True or (pod_ctx.get("runAsNonRoot") is True
-                                                   and ctx.get("runAsNonRoot") is not False)):
+        if not (
+            ctx.get("runAsNonRoot") is True
+            or (pod_ctx.get("runAsNonRoot") is True and ctx.get("runAsNonRoot") is not False)
+        ):
             found.append(f"{name}: runAsNonRoot not true")
         if ctx.get("runAsUser") == 0:
             found.append(f"{name}: runAsUser 0")
@@ -64,8 +83,10 @@ def restricted_violations(pod: dict) -> list[str]:
 
 
 def test_restricted_checker_catches_a_violation():
-    pod = {"containers": [{"name": "c", "securityContext": {"runAsNonRoot": True}}],
-           "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    pod = {
+        "containers": [{"name": "c", "securityContext": {"runAsNonRoot": True}}],
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+    }
     found = restricted_violations(pod)
     assert "c: allowPrivilegeEscalation not false" in found
     assert "c: capabilities.drop lacks ALL" in found
@@ -124,23 +145,30 @@ def test_only_a_databases_set_up_step_holds_its_superuser_password(rendering):
     """Applications log in with roles of their own: the Secret `<database>-superuser` is mounted by the
     set-up init container of that database's StatefulSet and by no other container (secrets reach
     containers only as volumes, see test_no_secret_value_is_rendered)."""
-    superuser_secrets = {o["metadata"]["name"] for o in rendering.objects()
-                         if o["kind"] == "Secret" and o["metadata"]["name"].endswith("-superuser")}
+    superuser_secrets = {
+        o["metadata"]["name"]
+        for o in rendering.objects()
+        if o["kind"] == "Secret" and o["metadata"]["name"].endswith("-superuser")
+    }
     assert superuser_secrets
     holders = set()
     for obj, pod in pod_specs(rendering):
         volumes = {}
         for volume in pod.get("volumes") or []:
-            names = [volume.get("secret", {}).get("secretName")] + \
-                [s["secret"]["name"] for s in (volume.get("projected") or {}).get("sources", []) if "secret" in s]
+            names = [volume.get("secret", {}).get("secretName")] + [
+                s["secret"]["name"] for s in (volume.get("projected") or {}).get("sources", []) if "secret" in s
+            ]
             volumes[volume["name"]] = {n for n in names if n in superuser_secrets}
         for kind in ("containers", "initContainers"):
             for c in pod.get(kind) or []:
                 for mount in c.get("volumeMounts") or []:
                     for secret in volumes.get(mount["name"], ()):
-                        assert (obj["kind"], kind, c["name"], secret) == \
-                            ("StatefulSet", "initContainers", "set-up", f"{obj['metadata']['name']}-superuser"), \
-                            (obj["metadata"]["name"], c["name"], secret)
+                        assert (obj["kind"], kind, c["name"], secret) == (
+                            "StatefulSet",
+                            "initContainers",
+                            "set-up",
+                            f"{obj['metadata']['name']}-superuser",
+                        ), (obj["metadata"]["name"], c["name"], secret)
                         holders.add(secret)
     assert holders == superuser_secrets
 

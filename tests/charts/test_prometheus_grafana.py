@@ -22,8 +22,10 @@ from tests.conftest import FIXTURES, env_of, find, pod_specs
 NS = "alderbrook-monitoring"
 # Retention in the configuration file (storage.tsdb.retention) needs Prometheus 3.11 or later.
 PROMTOOL_FOR_CONFIG = (3, 11)
-PROMTOOL_BUILD = ('GOFLAGS=-mod=mod go install -ldflags "-X github.com/prometheus/common/version.Version=3.16.0" '
-                  "github.com/prometheus/prometheus/cmd/promtool@v0.316.0")
+PROMTOOL_BUILD = (
+    'GOFLAGS=-mod=mod go install -ldflags "-X github.com/prometheus/common/version.Version=3.16.0" '
+    "github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
+)
 
 
 @pytest.fixture
@@ -31,6 +33,7 @@ def render(write_blueprint, renderer):
     def run(profile: str = "minimal-50k", **components):
         patch = {"budget": {"profile": profile}, "components": components}
         return renderer.render(load_blueprint(write_blueprint(patch)))
+
     return run
 
 
@@ -56,7 +59,6 @@ def grafana_ini(rendering) -> configparser.ConfigParser:
 def container(rendering, workload: str) -> dict:
     [c] = find(rendering, "StatefulSet", workload, NS)["spec"]["template"]["spec"]["containers"]
     return c
-
 
 
 def jobs(rendering) -> dict[str, dict]:
@@ -107,19 +109,22 @@ def write_prometheus_files(rendering, folder: Path) -> Path:
 
 # --- upstream checkers -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("profile", ["minimal-50k", "standard"])
 def test_prometheus_config_passes_promtool_check_config(render, tmp_path, profile):
     config = write_prometheus_files(render(profile), tmp_path)
-    run = subprocess.run([promtool(PROMTOOL_FOR_CONFIG), "check", "config", str(config)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [promtool(PROMTOOL_FOR_CONFIG), "check", "config", str(config)], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 rule files found" in run.stdout + run.stderr
 
 
 def test_alert_rules_pass_promtool_check_rules(render, tmp_path):
     write_prometheus_files(render(), tmp_path)
-    run = subprocess.run([promtool(), "check", "rules", str(tmp_path / "mims.rules.yml")],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [promtool(), "check", "rules", str(tmp_path / "mims.rules.yml")], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -151,6 +156,7 @@ def test_datasource_and_dashboard_provisioning_parse(render):
 
 # --- scrape configuration ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("example", ["small-city", "standard-city"])
 def test_every_pod_of_every_metrics_target_is_scraped_through_a_headless_service(rendered_examples, example):
     rendering = rendered_examples[example]
@@ -161,17 +167,25 @@ def test_every_pod_of_every_metrics_target_is_scraped_through_a_headless_service
         job = scrape[f"{component}/{metric.workload}"]
         service = find(rendering, "Service", f"{metric.workload}-metrics", namespace)
         assert "static_configs" not in job
-        assert job["dns_sd_configs"] == [{"names": [f"{metric.workload}-metrics.{namespace}.svc.cluster.local."],
-                                          "type": "A", "port": metric.port}]
+        assert job["dns_sd_configs"] == [
+            {"names": [f"{metric.workload}-metrics.{namespace}.svc.cluster.local."], "type": "A", "port": metric.port}
+        ]
         assert job["metrics_path"] == metric.path
         assert relabelled(job) == {"component": component, "namespace": namespace, "workload": metric.workload}
         spec = service["spec"]
         assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
-        assert {"name": f"metrics-{metric.port}", "port": metric.port, "targetPort": metric.port,
-                "protocol": "TCP"} in spec["ports"]
-        selected = [obj["metadata"]["name"] for obj, _ in pod_specs(rendering)
-                    if obj["metadata"]["namespace"] == namespace
-                    and spec["selector"].items() <= obj["spec"]["template"]["metadata"]["labels"].items()]
+        assert {
+            "name": f"metrics-{metric.port}",
+            "port": metric.port,
+            "targetPort": metric.port,
+            "protocol": "TCP",
+        } in spec["ports"]
+        selected = [
+            obj["metadata"]["name"]
+            for obj, _ in pod_specs(rendering)
+            if obj["metadata"]["namespace"] == namespace
+            and spec["selector"].items() <= obj["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert selected == [metric.workload], (namespace, spec["selector"])
 
 
@@ -206,8 +220,9 @@ def test_prometheus_scrapes_itself(render):
 
 def test_disabled_components_are_not_scraped(render):
     rendering = render(broker={"enabled": False}, ingestion={"enabled": False})
-    names = " ".join(name for job in jobs(rendering).values() for sd in job.get("dns_sd_configs", [])
-                     for name in sd["names"])
+    names = " ".join(
+        name for job in jobs(rendering).values() for sd in job.get("dns_sd_configs", []) for name in sd["names"]
+    )
     assert "alderbrook-iam" in names
     assert "alderbrook-broker" not in names and "alderbrook-ingestion" not in names
     services = [o["metadata"]["name"] for o in rendering.objects() if o["kind"] == "Service"]
@@ -229,6 +244,7 @@ def test_grafana_metrics_need_the_password_both_sides_read_from_one_secret(rende
 
 
 # --- retention ---------------------------------------------------------------------------------
+
 
 def retention(rendering) -> dict:
     return prometheus_config(rendering)["storage"]["tsdb"]["retention"]
@@ -262,20 +278,26 @@ def test_tsdb_lives_on_the_volume(render):
 
 # --- alert rules -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("example", ["small-city", "standard-city"])
 def test_every_metrics_target_expects_the_pods_its_profile_runs(rendered_examples, example):
     rendering = rendered_examples[example]
     profile = rendering.loaded.blueprint.budget.profile
-    expected = {r["labels"]["job"]: (r["expr"], r["labels"]) for r in rules(rendering)
-                if r.get("record") == "job:pods_expected"}
+    expected = {
+        r["labels"]["job"]: (r["expr"], r["labels"]) for r in rules(rendering) if r.get("record") == "job:pods_expected"
+    }
     targets = metrics_targets(rendering)
     assert len(expected) == len(targets)
     for component, namespace, metric in targets:
         replicas = rendering.charts[component].meta.workloads[metric.workload][profile].replicas
         expr, labels = expected[f"{component}/{metric.workload}"]
         assert expr == f"vector({replicas})"
-        assert labels == {"job": f"{component}/{metric.workload}", "component": component,
-                          "namespace": namespace, "workload": metric.workload}
+        assert labels == {
+            "job": f"{component}/{metric.workload}",
+            "component": component,
+            "namespace": namespace,
+            "workload": metric.workload,
+        }
 
 
 def test_component_alerts_pass_their_unit_tests(rendered_examples, tmp_path):
@@ -283,15 +305,19 @@ def test_component_alerts_pass_their_unit_tests(rendered_examples, tmp_path):
     answers or none runs, degraded when fewer answer than the profile runs or one does not answer."""
     write_prometheus_files(rendered_examples["standard-city"], tmp_path)
     shutil.copy(FIXTURES / "prometheus" / "mims.rules.test.yml", tmp_path)
-    run = subprocess.run([promtool(), "test", "rules", "mims.rules.test.yml"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [promtool(), "test", "rules", "mims.rules.test.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_prometheus_storage_is_watched(render):
     names = {r.get("alert") for r in rules(render())}
-    assert {"PrometheusStorageNearSizeLimit", "PrometheusSizeRetentionDeletingData",
-            "PrometheusCompactionsFailing"} <= names
+    assert {
+        "PrometheusStorageNearSizeLimit",
+        "PrometheusSizeRetentionDeletingData",
+        "PrometheusCompactionsFailing",
+    } <= names
 
 
 def test_no_alertmanager_is_configured(render):
@@ -300,12 +326,12 @@ def test_no_alertmanager_is_configured(render):
 
 # --- Grafana -----------------------------------------------------------------------------------
 
+
 def test_grafana_logs_in_through_the_realm(render):
     ini = grafana_ini(render())
     oauth = ini["auth.generic_oauth"]
     assert oauth["enabled"] == "true" and oauth["client_id"] == "grafana"
-    assert oauth["auth_url"] == ("https://auth.data.alderbrook.example/realms/alderbrook"
-                                 "/protocol/openid-connect/auth")
+    assert oauth["auth_url"] == ("https://auth.data.alderbrook.example/realms/alderbrook/protocol/openid-connect/auth")
     internal = "http://keycloak.alderbrook-iam.svc.cluster.local:8080/realms/alderbrook/protocol/openid-connect"
     assert oauth["token_url"] == f"{internal}/token"
     assert oauth["api_url"] == f"{internal}/userinfo"
@@ -322,7 +348,8 @@ def test_grafana_client_secret_is_the_shared_one_read_from_a_file(render):
     rendering = render()
     secret = find(rendering, "Secret", "grafana-oidc-client", NS)
     assert json.loads(secret["metadata"]["annotations"]["mims.io/generate"]) == {
-        "client-secret": "shared:oidc-client-grafana"}
+        "client-secret": "shared:oidc-client-grafana"
+    }
     path = env_of(container(rendering, "grafana"))["GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET__FILE"]
     assert path == "/run/secrets/oidc/client-secret"
     assert "client_secret" not in grafana_ini(rendering)["auth.generic_oauth"]
@@ -377,16 +404,22 @@ def test_grafana_keeps_one_replica_on_sqlite_in_every_profile(render):
 def test_grafana_reaches_prometheus_and_keycloak_only(render):
     rendering = render()
     egress = find(rendering, "NetworkPolicy", "allow-egress-grafana", NS)["spec"]["egress"]
-    peers = {(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
-             for rule in egress for peer in rule["to"]}
+    peers = {
+        (peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
+        for rule in egress
+        for peer in rule["to"]
+    }
     assert peers == {("prometheus", 9090), ("keycloak", 8080)}
 
 
 def test_endpoints_follow_the_contract(renderer):
     meta = next(c.meta for c in renderer.charts.values() if c.meta.name == "prometheus-grafana")
     endpoints = {e.name: e for e in meta.endpoints}
-    assert (endpoints["grafana"].workload, endpoints["grafana"].port, endpoints["grafana"].host) == \
-        ("grafana", 3000, "grafana")
+    assert (endpoints["grafana"].workload, endpoints["grafana"].port, endpoints["grafana"].host) == (
+        "grafana",
+        3000,
+        "grafana",
+    )
     assert endpoints["grafana"].public and not endpoints["grafana"].writes_need_token
     assert (endpoints["prometheus"].workload, endpoints["prometheus"].port) == ("prometheus", 9090)
     assert not endpoints["prometheus"].public

@@ -32,10 +32,12 @@ def fixture_renderer(tmp_path_factory) -> Renderer:
 @pytest.fixture
 def platform(tmp_path: Path):
     """Write the fixture blueprint with extra YAML appended; return its path."""
+
     def write(extra: str = "") -> Path:
         path = tmp_path / "blueprint.yaml"
         path.write_text((FIXTURES / "blueprints" / "fixture-platform.yaml").read_text() + extra)
         return path
+
     return write
 
 
@@ -66,20 +68,31 @@ def test_flow_inside_a_chart_opens_both_directions(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-db")["spec"]
     assert ingress["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "db"}}
-    assert ingress["ingress"] == [{"ports": [{"protocol": "TCP", "port": 27017}],
-                                   "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "api"}}}]}]
+    assert ingress["ingress"] == [
+        {
+            "ports": [{"protocol": "TCP", "port": 27017}],
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "api"}}}],
+        }
+    ]
     egress = find(rendering, "NetworkPolicy", "allow-egress-api")["spec"]["egress"]
-    assert {"ports": [{"protocol": "TCP", "port": 27017}],
-            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "db"}}}]} in egress
+    assert {
+        "ports": [{"protocol": "TCP", "port": 27017}],
+        "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "db"}}}],
+    } in egress
 
 
 def test_call_to_another_component_selects_its_namespace(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     rules = find(rendering, "NetworkPolicy", "allow-ingress-api")["spec"]["ingress"]
-    assert {"ports": [{"protocol": "TCP", "port": 1026}],
-            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "agent"}},
-                      "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "testville-ingestion"}}}],
-            } in rules
+    assert {
+        "ports": [{"protocol": "TCP", "port": 1026}],
+        "from": [
+            {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "agent"}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "testville-ingestion"}},
+            }
+        ],
+    } in rules
 
 
 def test_scraper_reaches_every_metrics_port(fixture_renderer, platform):
@@ -108,11 +121,14 @@ def test_call_to_a_disabled_component_is_dropped(fixture_renderer, platform):
     assert sorted(rule["ports"][0]["port"] for rule in egress) == [443, 1026]
 
 
-@pytest.mark.parametrize("extra, ports", [
-    ("", [1026]),
-    ("  monitoring: {enabled: false}\n", [1026, 8080]),
-    ("tls: {mode: secret, secret_name: testville-tls}\n", [1026, 8443]),
-])
+@pytest.mark.parametrize(
+    "extra, ports",
+    [
+        ("", [1026]),
+        ("  monitoring: {enabled: false}\n", [1026, 8080]),
+        ("tls: {mode: secret, secret_name: testville-tls}\n", [1026, 8443]),
+    ],
+)
 def test_call_to_the_entrance_reaches_the_entrance_ports_in_force(fixture_renderer, platform, extra, ports):
     """`unless` gives the public address to another component when that one is enabled; `tls` limits a
     port to the modes that bind it."""
@@ -157,12 +173,16 @@ def test_profile_changes_sizes(fixture_renderer, platform):
 
 
 def test_override_patches_one_object(fixture_renderer, platform):
-    rendering = render(fixture_renderer, platform(
-        "overrides:\n"
-        "  - target: {kind: Deployment, name: api}\n"
-        "    patch: {spec: {replicas: 3}, metadata: {annotations: {team: mobility}}}\n"
-        "  - target: {kind: LimitRange, name: container-defaults, namespace: testville-broker}\n"
-        "    patch: {metadata: {labels: {app.kubernetes.io/managed-by: null}}}\n"))
+    rendering = render(
+        fixture_renderer,
+        platform(
+            "overrides:\n"
+            "  - target: {kind: Deployment, name: api}\n"
+            "    patch: {spec: {replicas: 3}, metadata: {annotations: {team: mobility}}}\n"
+            "  - target: {kind: LimitRange, name: container-defaults, namespace: testville-broker}\n"
+            "    patch: {metadata: {labels: {app.kubernetes.io/managed-by: null}}}\n"
+        ),
+    )
     assert find(rendering, "Deployment", "api")["spec"]["replicas"] == 3
     assert find(rendering, "Deployment", "api")["metadata"]["annotations"] == {"team": "mobility"}
     labels = find(rendering, "LimitRange", "container-defaults", "testville-broker")["metadata"]["labels"]
@@ -174,8 +194,10 @@ def test_override_that_matches_nothing_is_an_error_at_its_line(fixture_renderer,
     with pytest.raises(InvalidInput) as info:
         render(fixture_renderer, path)
     [problem] = info.value.problems
-    assert str(problem) == (f"{path}:12:13: overrides[0].target: no rendered Deployment named `apii`; "
-                            "run `mims render` to list object names")
+    assert str(problem) == (
+        f"{path}:12:13: overrides[0].target: no rendered Deployment named `apii`; "
+        "run `mims render` to list object names"
+    )
 
 
 def test_ambiguous_override_asks_for_a_namespace(fixture_renderer, platform):
@@ -202,23 +224,43 @@ def test_objects_are_grouped_by_stack_in_dependency_order(fixture_renderer, plat
 def test_external_egress_opens_only_the_named_ports(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
     egress = find(rendering, "NetworkPolicy", "allow-egress-agent")["spec"]["egress"]
-    assert {"ports": [{"protocol": "TCP", "port": 443}],
-            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_V4}},
-                   {"ipBlock": {"cidr": "::/0", "except": NON_PUBLIC_V6}}]} in egress
-    assert not any("ipBlock" in str(rule) for rule in
-                   find(rendering, "NetworkPolicy", "allow-ingress-api")["spec"]["ingress"])
+    assert {
+        "ports": [{"protocol": "TCP", "port": 443}],
+        "to": [
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": NON_PUBLIC_V4}},
+            {"ipBlock": {"cidr": "::/0", "except": NON_PUBLIC_V6}},
+        ],
+    } in egress
+    assert not any(
+        "ipBlock" in str(rule) for rule in find(rendering, "NetworkPolicy", "allow-ingress-api")["spec"]["ingress"]
+    )
 
 
 def test_two_public_tcp_endpoints_cannot_share_a_public_port():
     def tcp(component: str) -> ResolvedEndpoint:
-        return ResolvedEndpoint(component, f"x-{component}", "mqtt", "broker", 1883, "MQTT", True, "mqtt", "/",
-                                True, "tcp", False, 8883, "mqtts")
+        return ResolvedEndpoint(
+            component,
+            f"x-{component}",
+            "mqtt",
+            "broker",
+            1883,
+            "MQTT",
+            True,
+            "mqtt",
+            "/",
+            True,
+            "tcp",
+            False,
+            8883,
+            "mqtts",
+        )
+
     with pytest.raises(ChartError, match="public port 8883 is claimed by a/mqtt and b/mqtt"):
         _check_public_ports([tcp("a"), tcp("b")])
 
 
 def test_quote_writes_strings_yaml_and_json_both_read(renderer):
     """DEL, C1 controls, line separators and BOMs pass json.dumps unescaped; YAML does not read them back."""
-    value = "Alder\x7fbrook \x80 Ærø \u2028 \u2029 \ufeff \"q\""
+    value = 'Alder\x7fbrook \x80 Ærø \u2028 \u2029 \ufeff "q"'
     quoted = renderer.env.filters["quote"](value)
     assert yaml.safe_load(quoted) == value and json.loads(quoted) == value

@@ -30,8 +30,12 @@ def rendered_dirs(rendered_examples, tmp_path_factory) -> dict[str, Path]:
 def test_checkov_finds_no_failed_check(rendered_dirs):
     checkov = require_tool("checkov")
     for name, folder in rendered_dirs.items():
-        run = subprocess.run([checkov, "-d", str(folder), "--framework", "kubernetes", "--skip-download",
-                              "-o", "json", "--quiet"], capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [checkov, "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         reports = json.loads(run.stdout)
         reports = reports if isinstance(reports, list) else [reports]
         failed = [(f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]]
@@ -51,8 +55,12 @@ def test_every_object_validates_strictly_against_oldest_kubernetes(rendered_dirs
     validate = require_tool("kubernetes-validate")
     for name, folder in rendered_dirs.items():
         files = sorted(str(p) for p in folder.glob("*/*.yaml") if not custom_resource(p))
-        run = subprocess.run([validate, "--strict", "-k", OLDEST_KUBERNETES, "--quiet", *files],
-                             capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [validate, "--strict", "-k", OLDEST_KUBERNETES, "--quiet", *files],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 0, f"{name}:\n{run.stdout}\n{run.stderr}"
         # kubernetes-validate only warns about a kind it has no schema for: that must not pass unseen
         assert "Couldn't find schema" not in run.stdout + run.stderr, f"{name}:\n{run.stdout}"

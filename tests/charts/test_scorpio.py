@@ -11,22 +11,25 @@ from mims.charts.network import NAME_LABEL, NS_LABEL
 from mims.charts.quantity import bytes_of
 from tests.conftest import env_of, find, merge
 
-ONLY_BROKER = {name: {"enabled": False} for name in
-               ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}
+ONLY_BROKER = {
+    name: {"enabled": False} for name in ("iam", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")
+}
 
 
 @pytest.fixture
 def render(write_blueprint, renderer):
     def run(profile: str = "minimal-50k"):
-        patch = {"budget": {"profile": profile},
-                 "components": {**ONLY_BROKER, "broker": {"enabled": True, "implementation": "scorpio"}}}
+        patch = {
+            "budget": {"profile": profile},
+            "components": {**ONLY_BROKER, "broker": {"enabled": True, "implementation": "scorpio"}},
+        }
         return renderer.render(load_blueprint(write_blueprint(patch)))
+
     return run
 
 
 def pod_of(rendering, kind: str, name: str) -> dict:
     return find(rendering, kind, name)["spec"]["template"]["spec"]
-
 
 
 def wrapper(container: dict) -> str:
@@ -50,7 +53,7 @@ def test_database_and_role_match_what_the_set_up_creates(render):
     roles = find(rendering, "ConfigMap", "broker-db-set-up")["data"]["roles.sql"]
     assert env_of(scorpio)["DBNAME"] == env_of(set_up)["POSTGRES_DB"]
     assert f"\\set app_role '{env_of(scorpio)['DBUSER']}'" in roles
-    assert "CREATEDB" in roles.split("ALTER ROLE :\"app_role\" WITH")[1].split(";")[0]
+    assert "CREATEDB" in roles.split('ALTER ROLE :"app_role" WITH')[1].split(";")[0]
 
 
 def test_database_is_postgis(render):
@@ -110,8 +113,14 @@ def test_read_only_root_with_a_writable_tmp(render):
 def test_ngsi_ld_endpoint_matches_the_cross_chart_contract(render):
     rendering = render()
     [endpoint] = [e for e in rendering.charts["broker"].meta.endpoints if e.name == "ngsi-ld"]
-    assert (endpoint.workload, endpoint.port, endpoint.public, endpoint.host, endpoint.path,
-            endpoint.writes_need_token) == ("scorpio", 9090, True, "api", "/ngsi-ld/", True)
+    assert (
+        endpoint.workload,
+        endpoint.port,
+        endpoint.public,
+        endpoint.host,
+        endpoint.path,
+        endpoint.writes_need_token,
+    ) == ("scorpio", 9090, True, "api", "/ngsi-ld/", True)
     service = find(rendering, "Service", "scorpio")
     assert [p["port"] for p in service["spec"]["ports"]] == [9090]
 
@@ -121,8 +130,11 @@ def test_no_kafka_the_broker_talks_only_to_its_database_the_contexts_and_the_web
     [scorpio] = pod_of(rendering, "Deployment", "scorpio")["containers"]
     assert not {"BUSHOST", "BOOTSTRAP_SERVERS"} & set(env_of(scorpio))
     egress = find(rendering, "NetworkPolicy", "allow-egress-scorpio")["spec"]["egress"]
-    in_cluster = sorted((rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
-                         rule["ports"][0]["port"]) for rule in egress if "podSelector" in rule["to"][0])
+    in_cluster = sorted(
+        (rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
+        for rule in egress
+        if "podSelector" in rule["to"][0]
+    )
     assert in_cluster == [("broker-db", 5432), ("context-server", 8080)]
     web = [rule for rule in egress if "ipBlock" in rule["to"][0]]
     assert [sorted(p["port"] for p in rule["ports"]) for rule in web] == [[80, 443]]
@@ -130,8 +142,12 @@ def test_no_kafka_the_broker_talks_only_to_its_database_the_contexts_and_the_web
 
 def test_only_the_broker_may_reach_the_database(render):
     ingress = find(render(), "NetworkPolicy", "allow-ingress-broker-db")["spec"]["ingress"]
-    assert ingress == [{"ports": [{"protocol": "TCP", "port": 5432}],
-                        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scorpio"}}}]}]
+    assert ingress == [
+        {
+            "ports": [{"protocol": "TCP", "port": 5432}],
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scorpio"}}}],
+        }
+    ]
 
 
 @pytest.mark.parametrize("profile", ["minimal-50k", "standard"])
@@ -152,22 +168,33 @@ def test_broker_may_forward_to_the_iot_agent_it_has_registrations_from(render):
 
 # --- public URLs ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def render_city(write_blueprint, renderer):
     """The small-city example (every component on, no ingress controller) with Scorpio and a patch."""
+
     def run(patch: dict | None = None):
         patch = merge({"components": {"broker": {"enabled": True, "implementation": "scorpio"}}}, patch or {})
         return renderer.render(load_blueprint(write_blueprint(patch)))
+
     return run
 
 
-TLS = {"external": {"mode": "external"}, "none": {"mode": "none"},
-       "secret": {"mode": "secret", "secret_name": "alderbrook-tls"}}
+TLS = {
+    "external": {"mode": "external"},
+    "none": {"mode": "none"},
+    "secret": {"mode": "secret", "secret_name": "alderbrook-tls"},
+}
 
 
-@pytest.mark.parametrize("tls, url", [("external", "https://api.data.alderbrook.example"),
-                                      ("secret", "https://api.data.alderbrook.example"),
-                                      ("none", "http://api.data.alderbrook.example")])
+@pytest.mark.parametrize(
+    "tls, url",
+    [
+        ("external", "https://api.data.alderbrook.example"),
+        ("secret", "https://api.data.alderbrook.example"),
+        ("none", "http://api.data.alderbrook.example"),
+    ],
+)
 def test_links_it_hands_out_carry_the_public_url(render_city, tls, url):
     [scorpio] = pod_of(render_city({"tls": TLS[tls]}), "Deployment", "scorpio")["containers"]
     assert env_of(scorpio)["SCORPIO_GATEWAYURL"] == url

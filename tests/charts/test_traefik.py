@@ -17,9 +17,11 @@ GATEWAY_NS = "alderbrook-gateway"
 @pytest.fixture
 def render(write_blueprint, renderer):
     """The small-city example with the add-on on (unless `addon=False`) and a patch."""
+
     def run(patch: dict | None = None, addon: bool = True):
         patch = merge(patch or {}, {"addons": {"ingress_controller": {"enabled": addon}}})
         return renderer.render(load_blueprint(write_blueprint(patch)))
+
     return run
 
 
@@ -33,8 +35,11 @@ def args_of(rendering) -> list[str]:
 
 
 def test_rendered_only_when_the_blueprint_asks(render):
-    assert not [o for o in render(addon=False).objects()
-                if o["metadata"].get("namespace") == NS or o["kind"] in ("IngressClass", "ClusterRole")]
+    assert not [
+        o
+        for o in render(addon=False).objects()
+        if o["metadata"].get("namespace") == NS or o["kind"] in ("IngressClass", "ClusterRole")
+    ]
     assert find(render(), "Deployment", "traefik", NS)
 
 
@@ -64,10 +69,12 @@ def test_watches_only_the_gateway_and_its_own_namespace(render):
 def test_cluster_role_reads_only_cluster_scoped_kinds(render):
     rendering = render()
     role = find(rendering, "ClusterRole", "alderbrook-traefik")
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-               for v in rule["verbs"]}
-    assert granted == {(g, r, v) for g, r in (("networking.k8s.io", "ingressclasses"), ("", "nodes"))
-                       for v in ("get", "list", "watch")}
+    granted = {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+    assert granted == {
+        (g, r, v) for g, r in (("networking.k8s.io", "ingressclasses"), ("", "nodes")) for v in ("get", "list", "watch")
+    }
     binding = find(rendering, "ClusterRoleBinding", "alderbrook-traefik")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "traefik", "namespace": NS}]
 
@@ -77,11 +84,20 @@ def test_namespaced_rights_are_roles_in_the_watched_namespaces(render):
     for ns in (GATEWAY_NS, NS):
         role = find(rendering, "Role", "traefik-ingress", ns)
         granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
-        assert granted == {("services", "get"), ("services", "list"), ("services", "watch"),
-                           ("secrets", "get"), ("secrets", "list"), ("secrets", "watch"),
-                           ("endpointslices", "list"), ("endpointslices", "watch"),
-                           ("ingresses", "get"), ("ingresses", "list"), ("ingresses", "watch"),
-                           ("ingresses/status", "update")}
+        assert granted == {
+            ("services", "get"),
+            ("services", "list"),
+            ("services", "watch"),
+            ("secrets", "get"),
+            ("secrets", "list"),
+            ("secrets", "watch"),
+            ("endpointslices", "list"),
+            ("endpointslices", "watch"),
+            ("ingresses", "get"),
+            ("ingresses", "list"),
+            ("ingresses", "watch"),
+            ("ingresses/status", "update"),
+        }
         binding = find(rendering, "RoleBinding", "traefik-ingress", ns)
         assert binding["roleRef"]["name"] == "traefik-ingress"
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "traefik", "namespace": NS}]
@@ -102,8 +118,11 @@ def test_non_root_ports_behind_a_load_balancer_on_80_and_443(render):
     rendering = render()
     service = find(rendering, "Service", "traefik-lb", NS)
     assert service["spec"]["type"] == "LoadBalancer"
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, "web"), (443, "websecure"),
-                                                                                 (8883, "mqtt")]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        (80, "web"),
+        (443, "websecure"),
+        (8883, "mqtt"),
+    ]
     pod = traefik_pod(rendering)
     ports = {p["name"]: p["containerPort"] for p in pod["containers"][0]["ports"]}
     assert ports == {"web": 8000, "websecure": 8443, "traefik": 8080, "mqtt": 8883}
@@ -122,14 +141,26 @@ def test_ping_and_prometheus_metrics(render):
     assert [(p["port"], p["targetPort"]) for p in metrics["spec"]["ports"]] == [(8080, 8080)]
 
 
-@pytest.mark.parametrize("tls, present, absent", [
-    ({"mode": "secret", "secret_name": "alderbrook-tls"},
-     "--entryPoints.web.http.redirections.entryPoint.to=websecure", "--entryPoints.web.forwardedHeaders.insecure=true"),
-    ({"mode": "external"},
-     "--entryPoints.web.forwardedHeaders.insecure=true", "--entryPoints.web.http.redirections.entryPoint.to=websecure"),
-    ({"mode": "cert-manager"},
-     "--entryPoints.web.http.redirections.entryPoint.to=websecure", "--entryPoints.web.forwardedHeaders.insecure=true"),
-])
+@pytest.mark.parametrize(
+    "tls, present, absent",
+    [
+        (
+            {"mode": "secret", "secret_name": "alderbrook-tls"},
+            "--entryPoints.web.http.redirections.entryPoint.to=websecure",
+            "--entryPoints.web.forwardedHeaders.insecure=true",
+        ),
+        (
+            {"mode": "external"},
+            "--entryPoints.web.forwardedHeaders.insecure=true",
+            "--entryPoints.web.http.redirections.entryPoint.to=websecure",
+        ),
+        (
+            {"mode": "cert-manager"},
+            "--entryPoints.web.http.redirections.entryPoint.to=websecure",
+            "--entryPoints.web.forwardedHeaders.insecure=true",
+        ),
+    ],
+)
 def test_tls_mode_decides_redirects_and_forwarded_headers(render, tls, present, absent):
     args = args_of(render({"tls": tls, **CERT_MANAGER}))
     assert present in args and absent not in args
@@ -143,15 +174,24 @@ def test_plain_http_trial_neither_redirects_nor_trusts_forwarded_headers(render)
 def test_network_open_on_its_ports_forwarding_to_the_gateway_and_watching_the_api(render):
     rendering = render()
     ingress = find(rendering, "NetworkPolicy", "allow-ingress-traefik", NS)["spec"]["ingress"]
-    assert next(r for r in ingress if "from" not in r)["ports"] == [{"protocol": "TCP", "port": 8000},
-                                                                  {"protocol": "TCP", "port": 8443},
-                                                                  {"protocol": "TCP", "port": 8883}]
+    assert next(r for r in ingress if "from" not in r)["ports"] == [
+        {"protocol": "TCP", "port": 8000},
+        {"protocol": "TCP", "port": 8443},
+        {"protocol": "TCP", "port": 8883},
+    ]
     egress = find(rendering, "NetworkPolicy", "allow-egress-traefik", NS)["spec"]["egress"]
-    peers = {r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: r for r in egress
-             if "podSelector" in r["to"][0]}
+    peers = {
+        r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: r
+        for r in egress
+        if "podSelector" in r["to"][0]
+    }
     assert set(peers) == {"gateway", "mosquitto"}
-    assert peers["gateway"]["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}},
-                                       "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": GATEWAY_NS}}}]
+    assert peers["gateway"]["to"] == [
+        {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": GATEWAY_NS}},
+        }
+    ]
     assert peers["gateway"]["ports"] == [{"protocol": "TCP", "port": 8080}]
     assert peers["mosquitto"]["ports"] == [{"protocol": "TCP", "port": 1883}]
     [api_server] = [r for r in egress if "ipBlock" in r["to"][0]]
@@ -162,11 +202,15 @@ def test_network_open_on_its_ports_forwarding_to_the_gateway_and_watching_the_ap
 def test_callers_of_public_urls_may_reach_the_entry_points(render):
     """A pod that calls a public URL lands on Traefik's pods; each such caller is let in by name."""
     ingress = find(render(), "NetworkPolicy", "allow-ingress-traefik", NS)["spec"]["ingress"]
-    callers = {(r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
-                r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]):
-               [p["port"] for p in r["ports"]] for r in ingress if "from" in r}
-    assert callers == {("orion-ld", "alderbrook-broker"): [8000, 8443],
-                       ("prometheus", "alderbrook-monitoring"): [8080]}
+    callers = {
+        (
+            r["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+            r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        ): [p["port"] for p in r["ports"]]
+        for r in ingress
+        if "from" in r
+    }
+    assert callers == {("orion-ld", "alderbrook-broker"): [8000, 8443], ("prometheus", "alderbrook-monitoring"): [8080]}
 
 
 def test_standard_profile_runs_two_with_a_disruption_budget(render):
@@ -185,22 +229,32 @@ def test_traefik_reaches_acme_solver_pods_only_in_cert_manager_mode(render):
 
 # --- public tcp endpoints (MQTT) -----------------------------------------------------------------
 
+
 def tcp_routes(rendering) -> dict:
     return yaml.safe_load(find(rendering, "ConfigMap", "traefik-tcp", NS)["data"]["tcp.yaml"])["tcp"]
 
 
-@pytest.mark.parametrize("tls", [{"mode": "secret", "secret_name": "alderbrook-tls"}, {"mode": "cert-manager"}],
-                         ids=["secret", "cert-manager"])
+@pytest.mark.parametrize(
+    "tls",
+    [{"mode": "secret", "secret_name": "alderbrook-tls"}, {"mode": "cert-manager"}],
+    ids=["secret", "cert-manager"],
+)
 def test_mqtt_entry_point_ends_tls_for_the_mqtt_host_and_forwards_to_mosquitto(render, tls):
     rendering = render({"tls": tls, **CERT_MANAGER})
     args = args_of(rendering)
     assert "--entryPoints.mqtt.address=:8883" in args
     routes = tcp_routes(rendering)
-    assert routes["routers"] == {"ingestion-mqtt": {
-        "entryPoints": ["mqtt"], "rule": "HostSNI(`mqtt.data.alderbrook.example`)",
-        "service": "ingestion-mqtt", "tls": {}}}
-    assert routes["services"]["ingestion-mqtt"] == {"loadBalancer": {"servers": [
-        {"address": "mosquitto.alderbrook-ingestion.svc.cluster.local:1883"}]}}
+    assert routes["routers"] == {
+        "ingestion-mqtt": {
+            "entryPoints": ["mqtt"],
+            "rule": "HostSNI(`mqtt.data.alderbrook.example`)",
+            "service": "ingestion-mqtt",
+            "tls": {},
+        }
+    }
+    assert routes["services"]["ingestion-mqtt"] == {
+        "loadBalancer": {"servers": [{"address": "mosquitto.alderbrook-ingestion.svc.cluster.local:1883"}]}
+    }
 
 
 def test_mqtt_is_plain_tcp_behind_an_external_tls_terminator(render):
@@ -220,8 +274,9 @@ def test_tcp_routes_are_mounted_and_a_change_rolls_the_pods(render):
     [container] = pod["containers"]
     assert {"name": "tcp-routes", "mountPath": "/etc/traefik/dynamic", "readOnly": True} in container["volumeMounts"]
     annotation = find(rendering, "Deployment", "traefik", NS)["spec"]["template"]["metadata"]["annotations"]
-    other = find(render({"tls": {"mode": "secret", "secret_name": "alderbrook-tls"}}), "Deployment", "traefik",
-                 NS)["spec"]["template"]["metadata"]
+    other = find(render({"tls": {"mode": "secret", "secret_name": "alderbrook-tls"}}), "Deployment", "traefik", NS)[
+        "spec"
+    ]["template"]["metadata"]
     assert annotation["mims.io/tcp-config-sha256"] != other["annotations"]["mims.io/tcp-config-sha256"]
 
 

@@ -22,14 +22,14 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "home"
 
 
-
-
 @pytest.fixture(scope="session")
 def _sim_session(tmp_path_factory):
     missing = [s.name for s in toolchain_status() if s.name in TOOLS and s.state != "present"]
     if missing and not shutil.which("go"):
-        pytest.skip(f"the simulated cluster's binaries ({', '.join(missing)}) are not built and `go` is "
-                    "not on PATH to build them")
+        pytest.skip(
+            f"the simulated cluster's binaries ({', '.join(missing)}) are not built and `go` is "
+            "not on PATH to build them"
+        )
     home = tmp_path_factory.mktemp("mims-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MIMS_HOME", str(home))

@@ -17,10 +17,13 @@ from tests.conftest import Said
 
 def kubeconfig(path: Path, contexts: list[str], current: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"apiVersion": "v1", "kind": "Config",
-           "clusters": [{"name": c, "cluster": {"server": f"https://{c}.example:6443"}} for c in contexts],
-           "users": [{"name": c, "user": {"token": "t"}} for c in contexts],
-           "contexts": [{"name": c, "context": {"cluster": c, "user": c}} for c in contexts]}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": c, "cluster": {"server": f"https://{c}.example:6443"}} for c in contexts],
+        "users": [{"name": c, "user": {"token": "t"}} for c in contexts],
+        "contexts": [{"name": c, "context": {"cluster": c, "user": c}} for c in contexts],
+    }
     if current:
         doc["current-context"] = current
     path.write_text(yaml.safe_dump(doc))
@@ -99,11 +102,13 @@ def test_stopped_simulated_cluster_says_how_to_start_it(home):
 
 def test_simulated_cluster_is_created_when_asked(home, monkeypatch):
     calls = []
-    monkeypatch.setattr(SimCluster, "create", lambda self, cpu=None, memory=None, progress=None:
-                        calls.append((self.name, cpu, memory, progress)))
+    monkeypatch.setattr(
+        SimCluster,
+        "create",
+        lambda self, cpu=None, memory=None, progress=None: calls.append((self.name, cpu, memory, progress)),
+    )
     say = Said()
-    connection = resolve(Cluster(target="sim"), sim_name="ci", create_sim=True, sim_node=("8", "32Gi"),
-                         progress=say)
+    connection = resolve(Cluster(target="sim"), sim_name="ci", create_sim=True, sim_node=("8", "32Gi"), progress=say)
     assert calls == [("ci", "8", "32Gi", say)]
     assert connection == ClusterConnection("sim", "ci", home / "clusters" / "ci" / "kubeconfig", None)
 

@@ -57,10 +57,16 @@ def test_apiserver_names_cover_local_and_in_cluster_clients(pki_dir):
     cert = load(pki_dir, "apiserver")
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(sans.get_values_for_type(x509.DNSName)) == {
-        "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local"}
-    assert set(sans.get_values_for_type(x509.IPAddress)) == {ipaddress.ip_address("127.0.0.1"),
-                                                              ipaddress.ip_address("10.96.0.1")}
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    }
+    assert set(sans.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("10.96.0.1"),
+    }
     assert usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
 
 

@@ -19,8 +19,13 @@ from mims.cluster.sim import COMPONENTS, NODE_NAME
 from mims.errors import ClusterError, UsageError
 from mims.toolchain import InstalledTool
 
-RESTRICTED = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 10001,
-              "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}
 
 
@@ -45,14 +50,21 @@ def namespace(api) -> str:
     name = f"t-{time.monotonic_ns() % 10**9}"
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
-    wait_for("the namespace's default ServiceAccount",
-             lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items))
+    wait_for(
+        "the namespace's default ServiceAccount",
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+    )
     return name
 
 
 def pod_template(app: str, **extra) -> dict:
-    container = {"name": app, "image": "registry.example/app:1.0", "securityContext": RESTRICTED,
-                 "resources": RESOURCES, **extra}
+    container = {
+        "name": app,
+        "image": "registry.example/app:1.0",
+        "securityContext": RESTRICTED,
+        "resources": RESOURCES,
+        **extra,
+    }
     return {"metadata": {"labels": {"app": app}}, "spec": {"containers": [container]}}
 
 
@@ -72,11 +84,17 @@ def test_one_ready_node_of_4_cpu_and_16_gib(api):
 
 def test_deployment_becomes_available(api, namespace):
     apps = client.AppsV1Api(api)
-    apps.create_namespaced_deployment(namespace, {
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": pod_template("web")}})
-    wait_for("Deployment Available", lambda: (apps.read_namespaced_deployment_status("web", namespace).status
-                                              .ready_replicas == 2))
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": pod_template("web")},
+        },
+    )
+    wait_for(
+        "Deployment Available",
+        lambda: apps.read_namespaced_deployment_status("web", namespace).status.ready_replicas == 2,
+    )
     conditions = apps.read_namespaced_deployment_status("web", namespace).status.conditions
     assert {c.type: c.status for c in conditions}["Available"] == "True"
 
@@ -84,12 +102,24 @@ def test_deployment_becomes_available(api, namespace):
 def test_statefulset_volume_claim_is_bound(api, namespace):
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     template = pod_template("db", volumeMounts=[{"name": "data", "mountPath": "/data"}])
-    apps.create_namespaced_stateful_set(namespace, {
-        "metadata": {"name": "db"},
-        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-                 "template": template,
-                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                     "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}})
+    apps.create_namespaced_stateful_set(
+        namespace,
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "replicas": 1,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": template,
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                    }
+                ],
+            },
+        },
+    )
     wait_for("PVC Bound", lambda: _pvc_phase(core, namespace, "data-db-0") == "Bound")
     claim = core.read_namespaced_persistent_volume_claim("data-db-0", namespace)
     assert claim.spec.storage_class_name == "kwok-volume"  # filled in as the default class
@@ -105,18 +135,25 @@ def _pvc_phase(core, namespace: str, name: str) -> str | None:
 
 def test_load_balancer_service_gets_an_address(api, namespace):
     core = client.CoreV1Api(api)
-    core.create_namespaced_service(namespace, {
-        "metadata": {"name": "gateway"},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "gateway"}, "ports": [{"port": 80}]}})
-    ingress = wait_for("a load balancer address", lambda: core.read_namespaced_service_status(
-        "gateway", namespace).status.load_balancer.ingress)
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "gateway"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "gateway"}, "ports": [{"port": 80}]},
+        },
+    )
+    ingress = wait_for(
+        "a load balancer address",
+        lambda: core.read_namespaced_service_status("gateway", namespace).status.load_balancer.ingress,
+    )
     assert ingress[0].ip == "127.0.0.1"
 
 
 def test_restricted_namespace_rejects_a_violating_pod(api, namespace):
     with pytest.raises(ApiException) as refused:
-        client.CoreV1Api(api).create_namespaced_pod(namespace, {
-            "metadata": {"name": "bad"}, "spec": {"containers": [{"name": "bad", "image": "x:1"}]}})
+        client.CoreV1Api(api).create_namespaced_pod(
+            namespace, {"metadata": {"name": "bad"}, "spec": {"containers": [{"name": "bad", "image": "x:1"}]}}
+        )
     assert refused.value.status == 403
     assert 'violates PodSecurity "restricted' in json.loads(refused.value.body)["message"]
 
@@ -148,6 +185,7 @@ def test_cli_status_json(sim, cli):
 
 # Lifecycle: these stop and delete the session's cluster; the `sim` fixture starts it again if a later
 # test needs it.
+
 
 def test_stopped_cluster_restarts_on_its_data(sim, api):
     client.CoreV1Api(api).create_namespace({"metadata": {"name": "kept"}})
@@ -182,16 +220,22 @@ def _not_zombie(pid: int) -> bool:
 def _fake_tools(tmp_path: Path, etcd_script: str) -> dict[str, InstalledTool]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    scripts = {"etcd": etcd_script, "kube-apiserver": "exec sleep 60", "kube-controller-manager": "exec sleep 60",
-               "kube-scheduler": "exec sleep 60", "kwok": "exec sleep 60"}
+    scripts = {
+        "etcd": etcd_script,
+        "kube-apiserver": "exec sleep 60",
+        "kube-controller-manager": "exec sleep 60",
+        "kube-scheduler": "exec sleep 60",
+        "kwok": "exec sleep 60",
+    }
     for name, body in scripts.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     binaries = {name: bin_dir / name for name in scripts}
-    return {"etcd": InstalledTool("etcd", "0", tmp_path, {"etcd": binaries["etcd"]}, False),
-            "kubernetes": InstalledTool("kubernetes", "1.33.0", tmp_path,
-                                        {b: binaries[b] for b in COMPONENTS[1:4]}, False),
-            "kwok": InstalledTool("kwok", "0", tmp_path, {"kwok": binaries["kwok"]}, False)}
+    return {
+        "etcd": InstalledTool("etcd", "0", tmp_path, {"etcd": binaries["etcd"]}, False),
+        "kubernetes": InstalledTool("kubernetes", "1.33.0", tmp_path, {b: binaries[b] for b in COMPONENTS[1:4]}, False),
+        "kwok": InstalledTool("kwok", "0", tmp_path, {"kwok": binaries["kwok"]}, False),
+    }
 
 
 def test_a_component_that_exits_is_named_with_its_log(tmp_path, monkeypatch):

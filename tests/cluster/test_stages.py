@@ -6,8 +6,17 @@ import yaml
 
 from mims.cluster.sim import STAGES, STORAGE_CLASS
 
-KWOK_FAST = ["node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete",
-             "pvc-provision", "pv-bind", "pvc-delete", "pv-delete"]
+KWOK_FAST = [
+    "node-initialize",
+    "node-heartbeat-with-lease",
+    "pod-ready",
+    "pod-complete",
+    "pod-delete",
+    "pvc-provision",
+    "pv-bind",
+    "pvc-delete",
+    "pv-delete",
+]
 
 
 def stages() -> list[dict]:
@@ -34,7 +43,11 @@ def test_node_pod_and_volume_stages_act_on_their_kinds():
     assert {n for n, k in kinds.items() if k == "Node"} == {"node-initialize", "node-heartbeat-with-lease"}
     assert {n for n, k in kinds.items() if k == "Pod"} == {"pod-ready", "pod-complete", "pod-delete"}
     assert {n for n, k in kinds.items() if k in ("PersistentVolume", "PersistentVolumeClaim")} == {
-        "pvc-provision", "pv-bind", "pvc-delete", "pv-delete"}
+        "pvc-provision",
+        "pv-bind",
+        "pvc-delete",
+        "pv-delete",
+    }
 
 
 def test_volume_stages_provision_the_default_storage_class():
@@ -46,8 +59,10 @@ def test_volume_stages_provision_the_default_storage_class():
 
 
 def test_load_balancer_services_and_ingresses_get_an_address_once():
-    for name, group, kind in (("service-load-balancer", "v1", "Service"),
-                              ("ingress-address", "networking.k8s.io/v1", "Ingress")):
+    for name, group, kind in (
+        ("service-load-balancer", "v1", "Service"),
+        ("ingress-address", "networking.k8s.io/v1", "Ingress"),
+    ):
         stage = by_name()[name]["spec"]
         assert stage["resourceRef"] == {"apiGroup": group, "kind": kind}
         expressions = [e["cel"]["expression"] for e in stage["selector"]["matchExpressions"]]

@@ -32,15 +32,31 @@ def test_validate_json_lists_problems_on_stdout(cli):
     code, out, _ = cli("validate", FIXTURES / "blueprints" / "typo-key.yaml", "--json")
     report = json.loads(out)
     assert code == 1 and report["valid"] is False
-    assert report["problems"][1] == {"file": str(FIXTURES / "blueprints" / "typo-key.yaml"), "line": 4,
-                                     "column": 3, "field": "city.display_nme",
-                                     "message": "unknown key `display_nme`; did you mean `display_name`?"}
+    assert report["problems"][1] == {
+        "file": str(FIXTURES / "blueprints" / "typo-key.yaml"),
+        "line": 4,
+        "column": 3,
+        "field": "city.display_nme",
+        "message": "unknown key `display_nme`; did you mean `display_name`?",
+    }
 
 
 def test_init_writes_a_blueprint_that_validates(cli, tmp_path):
     target = tmp_path / "city.yaml"
-    code, _, err = cli("init", target, "--city", "riverton", "--display-name", "Riverton", "--country", "DE",
-                       "--domain", "data.riverton.example", "--broker", "scorpio")
+    code, _, err = cli(
+        "init",
+        target,
+        "--city",
+        "riverton",
+        "--display-name",
+        "Riverton",
+        "--country",
+        "DE",
+        "--domain",
+        "data.riverton.example",
+        "--broker",
+        "scorpio",
+    )
     assert code == 0, err
     assert "implementation: scorpio" in target.read_text()
     assert (tmp_path / "algorithms").is_dir()
@@ -54,8 +70,18 @@ def test_init_without_a_terminal_names_the_missing_flags(cli, tmp_path):
 
 
 def test_init_checks_answers_with_the_blueprint_rules(cli, tmp_path):
-    code, _, err = cli("init", tmp_path / "city.yaml", "--city", "River Town", "--display-name", "R",
-                       "--country", "DE", "--domain", "data.riverton.example")
+    code, _, err = cli(
+        "init",
+        tmp_path / "city.yaml",
+        "--city",
+        "River Town",
+        "--display-name",
+        "R",
+        "--country",
+        "DE",
+        "--domain",
+        "data.riverton.example",
+    )
     assert code == 1 and "city.name: must be a DNS label" in err
     assert not (tmp_path / "city.yaml").exists()
 
@@ -63,8 +89,18 @@ def test_init_checks_answers_with_the_blueprint_rules(cli, tmp_path):
 def test_init_does_not_overwrite_without_force(cli, tmp_path):
     target = tmp_path / "city.yaml"
     target.write_text("keep me")
-    code, _, err = cli("init", target, "--city", "riverton", "--display-name", "Riverton", "--country", "DE",
-                       "--domain", "data.riverton.example")
+    code, _, err = cli(
+        "init",
+        target,
+        "--city",
+        "riverton",
+        "--display-name",
+        "Riverton",
+        "--country",
+        "DE",
+        "--domain",
+        "data.riverton.example",
+    )
     assert code == 2 and "pass --force" in err and target.read_text() == "keep me"
 
 

@@ -8,8 +8,20 @@ from tests.conftest import EXAMPLES
 
 SMALL_CITY = next(p for p in EXAMPLES if p.name == "small-city.yaml")
 OPTIONS = ["hetzner", "ovh", "scaleway", "ionos", "aws", "on-premises"]
-REQUIRED = {"currency", "hosting", "node_type", "node_count", "infrastructure_per_year", "staff_first_year",
-            "first_year_total", "horizon_years", "horizon_total", "cap", "within_cap", "components"}
+REQUIRED = {
+    "currency",
+    "hosting",
+    "node_type",
+    "node_count",
+    "infrastructure_per_year",
+    "staff_first_year",
+    "first_year_total",
+    "horizon_years",
+    "horizon_total",
+    "cap",
+    "within_cap",
+    "components",
+}
 
 
 def test_cost_prints_tables_by_category_and_by_component(cli):
@@ -30,14 +42,33 @@ def test_cost_json(cli):
     assert code == 0
     report = json.loads(out)
     assert set(report) >= REQUIRED
-    assert (report["currency"], report["hosting"], report["node_type"], report["node_count"]) == \
-        ("EUR", "hetzner", "cx43", 1)
-    assert (report["infrastructure_per_year"], report["staff_first_year"], report["first_year_total"]) == \
-        (403.44, 39200.0, 39603.44)
-    assert (report["horizon_years"], report["horizon_total"], report["cap"], report["within_cap"]) == \
-        (3, 78810.32, 50000, True)
+    assert (report["currency"], report["hosting"], report["node_type"], report["node_count"]) == (
+        "EUR",
+        "hetzner",
+        "cx43",
+        1,
+    )
+    assert (report["infrastructure_per_year"], report["staff_first_year"], report["first_year_total"]) == (
+        403.44,
+        39200.0,
+        39603.44,
+    )
+    assert (report["horizon_years"], report["horizon_total"], report["cap"], report["within_cap"]) == (
+        3,
+        78810.32,
+        50000,
+        True,
+    )
     assert {c["name"] for c in report["components"]} == {
-        "ai-registry", "broker", "catalogue", "data-models", "gateway", "iam", "ingestion", "monitoring"}
+        "ai-registry",
+        "broker",
+        "catalogue",
+        "data-models",
+        "gateway",
+        "iam",
+        "ingestion",
+        "monitoring",
+    }
     assert report["price_sheet"]["stale"] is True
     assert all(line["source"] for line in report["lines"] if line["category"] in ("nodes", "egress"))
     assert sum(p["cpu"] for p in report["packing"]) == 1.97
@@ -46,16 +77,19 @@ def test_cost_json(cli):
 def test_cost_compare_shows_every_option(cli):
     code, out, _ = cli("cost", SMALL_CITY, "--compare", ",".join(OPTIONS))
     assert code == 0
-    for option, nodes in zip(OPTIONS, ["1 x cx43", "2 x d2-8", "4 x dev1-m", "1 x vcpu4-ram16",
-                                       "2 x m6a.large", "1 x server-4-16"]):
+    for option, nodes in zip(
+        OPTIONS, ["1 x cx43", "2 x d2-8", "4 x dev1-m", "1 x vcpu4-ram16", "2 x m6a.large", "1 x server-4-16"]
+    ):
         line = next(row for row in out.splitlines() if row.startswith(option + " "))
         assert nodes in line
     code, out, _ = cli("cost", SMALL_CITY, "--compare", "all", "--json")
     reports = json.loads(out)
     assert [r["hosting"] for r in reports] == ["hetzner", "ionos", "ovh", "scaleway", "aws", "on-premises"]
     assert all(set(r) >= REQUIRED for r in reports)
-    assert min((r for r in reports if r["hosting_kind"] == "eu-provider"),
-               key=lambda r: r["first_year_total"])["hosting"] == "hetzner"
+    assert (
+        min((r for r in reports if r["hosting_kind"] == "eu-provider"), key=lambda r: r["first_year_total"])["hosting"]
+        == "hetzner"
+    )
 
 
 def test_cost_markdown(cli):
@@ -93,12 +127,18 @@ def test_validate_warns_when_over_the_cap(cli, write_blueprint):
     path = write_blueprint({"budget": {"cap_eur": 1000}})
     code, out, err = cli("validate", path)
     assert code == 0 and "valid" in out
-    assert "warning: the first-year cost estimate of EUR 39,603 on Hetzner Cloud (self-managed k3s) is " \
-           "EUR 38,603 over budget.cap_eur (EUR 1,000)" in err
+    assert (
+        "warning: the first-year cost estimate of EUR 39,603 on Hetzner Cloud (self-managed k3s) is "
+        "EUR 38,603 over budget.cap_eur (EUR 1,000)" in err
+    )
     code, out, err = cli("validate", path, "--json")
     assert code == 0 and "warning:" in err
-    assert json.loads(out)["budget"] == {"hosting": "hetzner", "first_year_total": 39603.44, "cap": 1000,
-                                         "within_cap": False}
+    assert json.loads(out)["budget"] == {
+        "hosting": "hetzner",
+        "first_year_total": 39603.44,
+        "cap": 1000,
+        "within_cap": False,
+    }
 
 
 def test_validate_is_quiet_within_the_cap(cli):

@@ -42,10 +42,13 @@ def test_doctor_json(cli, machine):
     report = json.loads(out)
     assert report["ok"] is True  # etcd is only a warning: go can build it
     etcd = next(c for c in report["checks"] if c["name"] == "tool etcd")
-    assert etcd == {"name": "tool etcd", "state": "warn", "detail": "3.6.16 not installed yet "
-                    "(go.etcd.io/etcd/server/v3@v3.6.16)",
-                    "fix": "`mims toolchain install etcd` downloads it from github.com or builds it",
-                    "blocking": False}
+    assert etcd == {
+        "name": "tool etcd",
+        "state": "warn",
+        "detail": "3.6.16 not installed yet (go.etcd.io/etcd/server/v3@v3.6.16)",
+        "fix": "`mims toolchain install etcd` downloads it from github.com or builds it",
+        "blocking": False,
+    }
 
 
 def test_doctor_exits_4_when_a_tool_is_missing_offline_and_go_is_not_there(cli, machine, monkeypatch):
@@ -54,6 +57,8 @@ def test_doctor_exits_4_when_a_tool_is_missing_offline_and_go_is_not_there(cli, 
     code, out, err = cli("doctor")
     assert code == 4
     assert states(out)["tool pulumi"] == "missing"  # the table comes first
-    assert err.strip() == ("error: pulumi is not installed and cannot be installed here (toolchain sources: "
-                           "present, build (MIMS_OFFLINE=1: no downloads); go: not on PATH (needed to build "
-                           "the missing tools))")
+    assert err.strip() == (
+        "error: pulumi is not installed and cannot be installed here (toolchain sources: "
+        "present, build (MIMS_OFFLINE=1: no downloads); go: not on PATH (needed to build "
+        "the missing tools))"
+    )

@@ -29,17 +29,44 @@ def test_json_lists_each_image_once_with_every_use(cli):
     assert images == sorted(set(images))
     mongo = next(e for e in data["images"] if e["image"] == "docker.io/library/mongo:8.0.26")
     assert mongo == {
-        "image": "docker.io/library/mongo:8.0.26", "mirrored": None, "components": ["broker", "ingestion"],
+        "image": "docker.io/library/mongo:8.0.26",
+        "mirrored": None,
+        "components": ["broker", "ingestion"],
         "used_by": [
-            {"component": "broker", "namespace": "alderbrook-broker", "kind": "StatefulSet", "name": "broker-db",
-             "container": "set-up", "init": True},
-            {"component": "broker", "namespace": "alderbrook-broker", "kind": "StatefulSet", "name": "broker-db",
-             "container": "mongo", "init": False},
-            {"component": "ingestion", "namespace": "alderbrook-ingestion", "kind": "StatefulSet",
-             "name": "ingestion-db", "container": "set-up", "init": True},
-            {"component": "ingestion", "namespace": "alderbrook-ingestion", "kind": "StatefulSet",
-             "name": "ingestion-db", "container": "mongo", "init": False},
-        ]}
+            {
+                "component": "broker",
+                "namespace": "alderbrook-broker",
+                "kind": "StatefulSet",
+                "name": "broker-db",
+                "container": "set-up",
+                "init": True,
+            },
+            {
+                "component": "broker",
+                "namespace": "alderbrook-broker",
+                "kind": "StatefulSet",
+                "name": "broker-db",
+                "container": "mongo",
+                "init": False,
+            },
+            {
+                "component": "ingestion",
+                "namespace": "alderbrook-ingestion",
+                "kind": "StatefulSet",
+                "name": "ingestion-db",
+                "container": "set-up",
+                "init": True,
+            },
+            {
+                "component": "ingestion",
+                "namespace": "alderbrook-ingestion",
+                "kind": "StatefulSet",
+                "name": "ingestion-db",
+                "container": "mongo",
+                "init": False,
+            },
+        ],
+    }
 
 
 def test_with_a_mirror_each_source_is_paired_with_its_mirrored_reference(cli, write_blueprint):
@@ -51,4 +78,3 @@ def test_with_a_mirror_each_source_is_paired_with_its_mirrored_reference(cli, wr
     _, table, err = cli("images", path)
     assert table.split()[:2] == ["image", "mirrored"]
     assert f"{MIRROR}/keycloak/keycloak:26.8.2" in table and f", mirrored to {MIRROR}" in err
-

@@ -16,9 +16,11 @@ SMALL_CITY = next(p for p in EXAMPLES if p.name == "small-city.yaml")
 
 def starting_cluster_fails(monkeypatch) -> None:
     """The simulated cluster reports a step of its start, then fails (nothing is started)."""
+
     def create(self, cpu=None, memory=None, progress=None):
         progress.say("starting etcd and kube-apiserver")
         raise ClusterError("etcd did not start")
+
     monkeypatch.setattr(SimCluster, "create", create)
 
 

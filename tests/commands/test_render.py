@@ -60,5 +60,6 @@ def test_rendered_files_hold_no_secret_data(cli, tmp_path):
 
 def test_schema_prints_the_checked_in_schema(cli):
     from tests.conftest import REPO
+
     code, out, _ = cli("schema")
     assert code == 0 and out == (REPO / "blueprints" / "blueprint.schema.json").read_text()

@@ -23,8 +23,7 @@ def machine(monkeypatch, tmp_path):
 
 
 def rows(out: str) -> dict[str, list[str]]:
-    return {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and
-            line.split()[0] in TOOLS}
+    return {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in TOOLS}
 
 
 def test_status_shows_present_missing_and_stale_and_the_cache_dir(cli, machine):
@@ -48,8 +47,14 @@ def test_status_json(cli, machine):
     assert report["toolchain_dir"] == str(machine["toolchain"]) and report["ready"] is False
     assert report["pulumi_home"] == str(machine["toolchain"] / "pulumi-home")
     states = {t["name"]: t["state"] for t in report["tools"]}
-    assert states == {"pulumi": "present", "pulumi-kubernetes": "present", "kubernetes": "missing",
-                      "kubectl": "present", "etcd": "present", "kwok": "present"}
+    assert states == {
+        "pulumi": "present",
+        "pulumi-kubernetes": "present",
+        "kubernetes": "missing",
+        "kubectl": "present",
+        "etcd": "present",
+        "kwok": "present",
+    }
     provider = next(t for t in report["tools"] if t["name"] == "pulumi-kubernetes")
     assert provider["plugin_dir"].endswith("pulumi-home/plugins/resource-kubernetes-v4.25.0")
     assert provider["binaries"]["pulumi-resource-kubernetes"].endswith("/bin/pulumi-resource-kubernetes")
@@ -87,8 +92,10 @@ def test_install_reports_each_step_with_module_and_elapsed_seconds(cli, machine,
         progress("etcd", "built etcd 3.6.16 in 28s")
         progress("kwok", "kwok 0.8.0 is already built")
         root = toolchain.toolchain_dir()
-        return {"etcd": InstalledTool("etcd", "3.6.16", root / "etcd-3.6.16", {}, True),
-                "kwok": InstalledTool("kwok", "0.8.0", root / "kwok-0.8.0", {}, False)}
+        return {
+            "etcd": InstalledTool("etcd", "3.6.16", root / "etcd-3.6.16", {}, True),
+            "kwok": InstalledTool("kwok", "0.8.0", root / "kwok-0.8.0", {}, False),
+        }
 
     monkeypatch.setattr(toolchain, "install", fake_install)
     code, out, err = cli("toolchain", "install", "etcd", "kwok", "etcd")
@@ -125,13 +132,17 @@ def test_install_without_go_exits_4_naming_the_tool(cli, machine, monkeypatch):
     code, out, err = cli("toolchain", "install", "kwok")
     assert code == 4 and out == ""
     assert "kwok: not found on this machine (no kwok 0.8.0 on PATH); building from the Go module cache" in err
-    assert ("error: cannot install kwok 0.8.0:\n  present: no kwok 0.8.0 on PATH\n"
-            "  build: cannot build kwok 0.8.0: `go` is not on PATH") in err
+    assert (
+        "error: cannot install kwok 0.8.0:\n  present: no kwok 0.8.0 on PATH\n"
+        "  build: cannot build kwok 0.8.0: `go` is not on PATH"
+    ) in err
 
 
 def test_install_passes_the_chosen_sources(cli, machine, monkeypatch):
     asked = []
-    monkeypatch.setattr(toolchain, "install", lambda names=None, progress=None, sources=None: asked.append(sources) or {})
+    monkeypatch.setattr(
+        toolchain, "install", lambda names=None, progress=None, sources=None: asked.append(sources) or {}
+    )
     assert cli("toolchain", "install", "--source", "build", "--source", "present")[0] == 0
     monkeypatch.setenv("MIMS_OFFLINE", "1")
     assert cli("toolchain", "install", "--source", "present,download,build")[0] == 0

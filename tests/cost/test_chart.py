@@ -33,8 +33,10 @@ def test_svg_of_one_option_shows_first_year_and_horizon_against_the_cap(small):
 
 
 def test_svg_comparison_has_a_bar_per_option(rendered_examples):
-    results = [estimate(rendered_examples["small-city"], hosting=h)
-               for h in ("hetzner", "ovh", "scaleway", "ionos", "aws", "on-premises")]
+    results = [
+        estimate(rendered_examples["small-city"], hosting=h)
+        for h in ("hetzner", "ovh", "scaleway", "ionos", "aws", "on-premises")
+    ]
     root = ET.fromstring(to_svg(compare_chart(results, "Alderbrook")))
     texts = [t.text for t in root.iter(f"{SVG}text")]
     for e in results:

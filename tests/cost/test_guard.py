@@ -33,8 +33,11 @@ def test_allowed_over_the_cap_and_within_the_cap_pass(over_cap, rendered_example
 
 def test_over_budget_has_an_exit_code_of_its_own():
     assert OverBudget.exit_code == 5 and issubclass(OverBudget, MimsError)
-    codes = {cls: cls.exit_code for cls in vars(errors).values()
-             if isinstance(cls, type) and issubclass(cls, MimsError) and cls is not MimsError}
+    codes = {
+        cls: cls.exit_code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, MimsError) and cls is not MimsError
+    }
     others = {code for cls, code in codes.items() if cls is not OverBudget}
     assert OverBudget.exit_code not in others
 

@@ -67,8 +67,10 @@ def small_city(rendered_examples):
 
 def test_the_footprint_is_read_pod_by_pod_from_the_rendered_objects(small_city):
     work = workloads_of(small_city.objects())
-    assert sorted((p.label, p.cpu_request_m, p.memory_request // MIB, p.memory_limit // MIB)
-                  for p in work.pods) == SMALL_CITY_PODS
+    assert (
+        sorted((p.label, p.cpu_request_m, p.memory_request // MIB, p.memory_limit // MIB) for p in work.pods)
+        == SMALL_CITY_PODS
+    )
     assert sorted(v.size // GIB for v in work.volumes) == sorted(SMALL_VOLUMES_GIB)
     assert [(b.namespace, b.name) for b in work.load_balancers] == [("alderbrook-gateway", "gateway")]
     assert [j.component for j in work.jobs] == ["ai-registry"]  # the register's publish Job: runs once
@@ -93,8 +95,9 @@ def test_small_city_on_hetzner_by_hand(small_city):
         # 100 GB a month expected, 20,000 GB included per node.
         "egress": 0.0,
     }
-    assert {c: round(first, 2) for c, first, _ in e.by_category()[:6]} == \
-        {c: round(m * 12, 2) for c, m in monthly.items()}
+    assert {c: round(first, 2) for c, first, _ in e.by_category()[:6]} == {
+        c: round(m * 12, 2) for c, m in monthly.items()
+    }
     infrastructure = (14.27 + 8.91 + 5.44 + 5.00) * 12  # 33.62 a month = 403.44 a year
     assert e.infrastructure_per_month == pytest.approx(33.62)
     assert e.infrastructure_per_year == pytest.approx(403.44) == pytest.approx(infrastructure)
@@ -116,35 +119,38 @@ def test_small_city_component_shares_by_hand(small_city):
     # Its infrastructure: its share of nodes (14.27), its own 3 volumes (3 x 10 GB x 0.068) and
     # 15 of the 35 GiB backed up (5.00 x 15/35), every month.
     assert by_name["catalogue"].infrastructure_per_year == pytest.approx(
-        (catalogue_share * 14.27 + 3 * 10 * 0.068 + 5.00 * 15 / 35) * 12)  # 107.83
+        (catalogue_share * 14.27 + 3 * 10 * 0.068 + 5.00 * 15 / 35) * 12
+    )  # 107.83
     # gateway: 150m and 112 MiB; it owns the load balancer.
     gateway_share = (150 / 1970 + 112 / 4784) / 2
     assert by_name["gateway"].infrastructure_per_year == pytest.approx((gateway_share * 14.27 + 8.91) * 12)
     assert sum(c.share for c in e.components) == pytest.approx(1)
     assert sum(c.infrastructure_per_year for c in e.components) == pytest.approx(e.infrastructure_per_year)
-    assert by_name["broker"].licences == [("Orion-LD", "AGPL-3.0-or-later"),
-                                          ("MongoDB Community Server", "SSPL-1.0")]
+    assert by_name["broker"].licences == [("Orion-LD", "AGPL-3.0-or-later"), ("MongoDB Community Server", "SSPL-1.0")]
     licences = next(line for line in e.lines if line.category == "software licences")
     assert (licences.amount, licences.quantity) == (0, 15)  # 15 distinct pieces of software, no fees
 
 
-@pytest.mark.parametrize("hosting, node_type, node_count, monthly", [
-    # OVH: d2-8 (4/8) x 2 = 54.32 (b3-8 x 2 = 74.76, b3-16 x 1 = 74.68); LB S 6.94;
-    # 35 GB x 0.048 = 1.68; backup 70 GB x 0.007 = 0.49; egress included.
-    ("ovh", "d2-8", 2, 2 * 27.16 + 6.94 + 35 * 0.048 + 70 * 0.007 + 0),              # 63.43
-    # Scaleway: dev1-m (3/4) x 4 = 58.96 (dev1-l x >= 2 = 62.54); LB 9.99; 35 GB x 0.08 = 2.80;
-    # backup 70 x 0.0146 = 1.022; egress included.
-    ("scaleway", "dev1-m", 4, 4 * 14.74 + 9.99 + 35 * 0.08 + 70 * 0.0146 + 0),       # 72.772
-    # IONOS: 4 vCPU x 12.41 + 16 GiB x 1.83 = 78.92 x 1; 2 x (2 x 12.41 + 8 x 1.83) = 78.92 too, and
-    # the tie goes to fewer nodes. LB 7; 35 GB SSD x 0.15 = 5.25; backup 70 x 0.007 = 0.49;
-    # egress 100 GB x 0.05 = 5.00.
-    ("ionos", "vcpu4-ram16", 1, (4 * 12.41 + 16 * 1.83) + 7 + 35 * 0.15 + 70 * 0.007 + 100 * 0.05),  # 96.66
-    # AWS: m6a.large (2/8) x 2 = 135.72 beats m6a.xlarge x 1 = 135.73 by a cent; EKS 62.98;
-    # LB 13.98; 35 GB gp3 x 0.086 = 3.01; backup 70 x 0.0211 = 1.477; the first 100 GB of egress free.
-    ("aws", "m6a.large", 2, 2 * 67.86 + 62.98 + 13.98 + 35 * 0.086 + 70 * 0.0211 + 0),  # 217.167
-    # On-premises: every price zero until the city fills them in; the smallest server holds it all.
-    ("on-premises", "server-4-16", 1, 0.0),
-])
+@pytest.mark.parametrize(
+    "hosting, node_type, node_count, monthly",
+    [
+        # OVH: d2-8 (4/8) x 2 = 54.32 (b3-8 x 2 = 74.76, b3-16 x 1 = 74.68); LB S 6.94;
+        # 35 GB x 0.048 = 1.68; backup 70 GB x 0.007 = 0.49; egress included.
+        ("ovh", "d2-8", 2, 2 * 27.16 + 6.94 + 35 * 0.048 + 70 * 0.007 + 0),  # 63.43
+        # Scaleway: dev1-m (3/4) x 4 = 58.96 (dev1-l x >= 2 = 62.54); LB 9.99; 35 GB x 0.08 = 2.80;
+        # backup 70 x 0.0146 = 1.022; egress included.
+        ("scaleway", "dev1-m", 4, 4 * 14.74 + 9.99 + 35 * 0.08 + 70 * 0.0146 + 0),  # 72.772
+        # IONOS: 4 vCPU x 12.41 + 16 GiB x 1.83 = 78.92 x 1; 2 x (2 x 12.41 + 8 x 1.83) = 78.92 too, and
+        # the tie goes to fewer nodes. LB 7; 35 GB SSD x 0.15 = 5.25; backup 70 x 0.007 = 0.49;
+        # egress 100 GB x 0.05 = 5.00.
+        ("ionos", "vcpu4-ram16", 1, (4 * 12.41 + 16 * 1.83) + 7 + 35 * 0.15 + 70 * 0.007 + 100 * 0.05),  # 96.66
+        # AWS: m6a.large (2/8) x 2 = 135.72 beats m6a.xlarge x 1 = 135.73 by a cent; EKS 62.98;
+        # LB 13.98; 35 GB gp3 x 0.086 = 3.01; backup 70 x 0.0211 = 1.477; the first 100 GB of egress free.
+        ("aws", "m6a.large", 2, 2 * 67.86 + 62.98 + 13.98 + 35 * 0.086 + 70 * 0.0211 + 0),  # 217.167
+        # On-premises: every price zero until the city fills them in; the smallest server holds it all.
+        ("on-premises", "server-4-16", 1, 0.0),
+    ],
+)
 def test_small_city_on_every_other_option_by_hand(small_city, hosting, node_type, node_count, monthly):
     e = estimate(small_city, hosting=hosting)
     assert (e.node_type.name, e.node_count) == (node_type, node_count)
@@ -162,7 +168,11 @@ def test_small_city_stays_under_50k_on_the_cheapest_eu_option(small_city):
     assert cheapest.first_year_total <= 50_000
     assert cheapest.infrastructure_per_year < 1_000
     assert small_city.loaded.blueprint.budget.staff.model_dump() == {
-        "setup_days": 20, "day_rate_eur": 1000, "operations_hours_per_month": 16, "hourly_rate_eur": 100}
+        "setup_days": 20,
+        "day_rate_eur": 1000,
+        "operations_hours_per_month": 16,
+        "hourly_rate_eur": 100,
+    }
 
 
 def test_standard_city_on_hetzner_by_hand(rendered_examples):
@@ -183,12 +193,27 @@ def test_standard_city_on_hetzner_by_hand(rendered_examples):
 
 
 def test_staff_extras_egress_and_horizon_by_hand(write_blueprint, renderer):
-    path = write_blueprint({"budget": {
-        "hosting": "ionos", "cap_eur": 20_000, "horizon_years": 5, "egress_gb_per_month": 1000,
-        "staff": {"setup_days": 10, "day_rate_eur": 900, "operations_hours_per_month": 8, "hourly_rate_eur": 90},
-        "extras": [{"name": "domain", "amount_eur": 15, "per": "year"},
-                   {"name": "support contract", "amount_eur": 200, "per": "month"},
-                   {"name": "training", "amount_eur": 3000, "per": "once"}]}})
+    path = write_blueprint(
+        {
+            "budget": {
+                "hosting": "ionos",
+                "cap_eur": 20_000,
+                "horizon_years": 5,
+                "egress_gb_per_month": 1000,
+                "staff": {
+                    "setup_days": 10,
+                    "day_rate_eur": 900,
+                    "operations_hours_per_month": 8,
+                    "hourly_rate_eur": 90,
+                },
+                "extras": [
+                    {"name": "domain", "amount_eur": 15, "per": "year"},
+                    {"name": "support contract", "amount_eur": 200, "per": "month"},
+                    {"name": "training", "amount_eur": 3000, "per": "once"},
+                ],
+            }
+        }
+    )
     e = estimate(renderer.render(load_blueprint(path)))
     # IONOS as above, but 1,000 GB of egress x 0.05 = 50.00 a month.
     infrastructure = (78.92 + 7 + 5.25 + 0.49 + 50.00) * 12  # 141.66 a month = 1,699.92
@@ -242,17 +267,26 @@ def test_every_example_is_within_its_cap(rendered_examples, example):
 def test_no_node_type_big_enough_names_the_hosting_option(write_blueprint, renderer, tmp_path):
     (tmp_path / "prices").mkdir()
     (tmp_path / "prices" / "tiny.yaml").write_text(
-        (REPO / "prices" / "hetzner.yaml").read_text().replace("id: hetzner", "id: tiny")
-        .replace("  - name: cx43\n    vcpu: 8\n    memory_gib: 16\n", "  - name: cx43\n    vcpu: 8\n    memory_gib: 2\n")
-        .replace("  - name: ccx23\n    vcpu: 4\n    memory_gib: 16\n", "  - name: ccx23\n    vcpu: 4\n    memory_gib: 1\n")
+        (REPO / "prices" / "hetzner.yaml")
+        .read_text()
+        .replace("id: hetzner", "id: tiny")
+        .replace(
+            "  - name: cx43\n    vcpu: 8\n    memory_gib: 16\n", "  - name: cx43\n    vcpu: 8\n    memory_gib: 2\n"
+        )
+        .replace(
+            "  - name: ccx23\n    vcpu: 4\n    memory_gib: 16\n", "  - name: ccx23\n    vcpu: 4\n    memory_gib: 1\n"
+        )
         .replace("  - name: cx33\n    vcpu: 4\n    memory_gib: 8\n", "  - name: cx33\n    vcpu: 4\n    memory_gib: 1\n")
-        .replace("  - name: cx23\n    vcpu: 2\n    memory_gib: 4\n", "  - name: cx23\n    vcpu: 2\n    memory_gib: 1\n"))
+        .replace("  - name: cx23\n    vcpu: 2\n    memory_gib: 4\n", "  - name: cx23\n    vcpu: 2\n    memory_gib: 1\n")
+    )
     path = write_blueprint({"budget": {"hosting": "tiny", "price_sheets_dir": "prices"}})
     with pytest.raises(InvalidInput) as info:
         estimate(renderer.render(load_blueprint(path)))
     [problem] = info.value.problems
     assert problem.field == "budget.hosting"
     # cx43 with 2 GiB: 2,048 - 512 (25% of 2 GiB) - 612 = 924 MiB for pods; ckan's limit is 1,024 MiB.
-    assert problem.message.startswith("no node type of `tiny` holds every pod: pod catalogue/ckan-0 needs "
-                                      "250m CPU and 1024 MiB memory (memory limits), more than a `cx43` node "
-                                      "leaves for pods (7710m CPU, 924 MiB")
+    assert problem.message.startswith(
+        "no node type of `tiny` holds every pod: pod catalogue/ckan-0 needs "
+        "250m CPU and 1024 MiB memory (memory limits), more than a `cx43` node "
+        "leaves for pods (7710m CPU, 924 MiB"
+    )

@@ -18,16 +18,19 @@ from mims.cost.packing import (
 MIB = 2**20
 
 
-@pytest.mark.parametrize("vcpu, memory_gib, cpu_m, memory_mib", [
-    # CPU: 6% of the 1st core, 1% of the 2nd, 0.5% of the 3rd and 4th, 0.25% above; + 200m cluster pods.
-    # Memory: 25% of the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of the next 112;
-    # + 100 MiB eviction threshold + 512 MiB cluster pods.
-    (2, 4, 60 + 10 + 200, 1024 + 100 + 512),                            # 270m, 1636 MiB
-    (3, 4, 60 + 10 + 5 + 200, 1024 + 100 + 512),                        # 275m
-    (4, 8, 60 + 10 + 10 + 200, 1024 + 819.2 + 100 + 512),               # 280m, 2455.2 MiB
-    (8, 16, 60 + 10 + 10 + 10 + 200, 1024 + 819.2 + 819.2 + 100 + 512),  # 290m, 3274.4 MiB
-    (8, 32, 290, 1024 + 819.2 + 819.2 + 983.04 + 100 + 512),            # 6% of 16 GiB = 983.04 MiB
-])
+@pytest.mark.parametrize(
+    "vcpu, memory_gib, cpu_m, memory_mib",
+    [
+        # CPU: 6% of the 1st core, 1% of the 2nd, 0.5% of the 3rd and 4th, 0.25% above; + 200m cluster pods.
+        # Memory: 25% of the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of the next 112;
+        # + 100 MiB eviction threshold + 512 MiB cluster pods.
+        (2, 4, 60 + 10 + 200, 1024 + 100 + 512),  # 270m, 1636 MiB
+        (3, 4, 60 + 10 + 5 + 200, 1024 + 100 + 512),  # 275m
+        (4, 8, 60 + 10 + 10 + 200, 1024 + 819.2 + 100 + 512),  # 280m, 2455.2 MiB
+        (8, 16, 60 + 10 + 10 + 10 + 200, 1024 + 819.2 + 819.2 + 100 + 512),  # 290m, 3274.4 MiB
+        (8, 32, 290, 1024 + 819.2 + 819.2 + 983.04 + 100 + 512),  # 6% of 16 GiB = 983.04 MiB
+    ],
+)
 def test_system_reserve_by_hand(vcpu, memory_gib, cpu_m, memory_mib):
     reserved_cpu, reserved_memory = system_reserve(vcpu, memory_gib)
     assert reserved_cpu == cpu_m
@@ -67,8 +70,12 @@ def workloads(draw):
     cpu = draw(st.integers(min_value=100, max_value=16_000))
     memory = draw(st.integers(min_value=64, max_value=65_536))
     count = draw(st.integers(min_value=0, max_value=60))
-    items = [Item(f"pod-{i}", draw(st.integers(min_value=0, max_value=cpu)),
-                  draw(st.integers(min_value=0, max_value=memory))) for i in range(count)]
+    items = [
+        Item(
+            f"pod-{i}", draw(st.integers(min_value=0, max_value=cpu)), draw(st.integers(min_value=0, max_value=memory))
+        )
+        for i in range(count)
+    ]
     return items, cpu, memory
 
 

@@ -43,7 +43,11 @@ def test_figures_from_the_2026_price_scrape():
     """The starting figures (EUR a month; REFERENCE §4)."""
     s = shipped_sheets()
     assert [(n.name, n.vcpu, n.memory_gib, s["hetzner"].node_price(n)) for n in s["hetzner"].node_types] == [
-        ("cx23", 2, 4, 4.75), ("cx33", 4, 8, 7.72), ("cx43", 8, 16, 14.27), ("ccx23", 4, 16, 37.47)]
+        ("cx23", 2, 4, 4.75),
+        ("cx33", 4, 8, 7.72),
+        ("cx43", 8, 16, 14.27),
+        ("ccx23", 4, 16, 37.47),
+    ]
     assert (s["hetzner"].load_balancer.amount, s["hetzner"].block_storage.amount) == (8.91, 0.068)
     assert [s["ovh"].node_price(n) for n in s["ovh"].node_types] == [27.16, 37.38, 74.68]
     assert (s["ovh"].load_balancer.amount, s["ovh"].block_storage.amount) == (6.94, 0.048)
@@ -53,8 +57,11 @@ def test_figures_from_the_2026_price_scrape():
     assert (ionos.compute.vcpu.amount, ionos.compute.memory.amount) == (12.41, 1.83)
     assert ionos.node_price(ionos.node_type("vcpu4-ram16")) == pytest.approx(4 * 12.41 + 16 * 1.83)  # 78.92
     assert (ionos.load_balancer.amount, ionos.block_storage.amount, ionos.egress.amount) == (7, 0.15, 0.05)
-    assert (s["aws"].control_plane.amount, s["aws"].load_balancer.amount, s["aws"].block_storage.amount) == \
-        (62.98, 13.98, 0.086)
+    assert (s["aws"].control_plane.amount, s["aws"].load_balancer.amount, s["aws"].block_storage.amount) == (
+        62.98,
+        13.98,
+        0.086,
+    )
     assert [s["aws"].node_price(n) for n in s["aws"].node_types] == [67.86, 135.73]
     assert all(s["on-premises"].node_price(n) == 0 for n in s["on-premises"].node_types)
 
@@ -79,9 +86,12 @@ def test_price_sheets_travel_in_the_wheel():
 def test_a_broken_sheet_names_the_file_position_and_field(tmp_path):
     path = tmp_path / "broken.yaml"
     text = (paths.prices_dir() / "ovh.yaml").read_text().replace("id: ovh", "id: broken")
-    path.write_text(text.replace("unit: GB-month\n  date: 2026-02-01\n  source: https://www.ovhcloud.com/en/"
-                                 "public-cloud/prices/ Classic", "unit: month\n  date: 2026-02-01\n  source: "
-                                 "https://www.ovhcloud.com/en/public-cloud/prices/ Classic"))
+    path.write_text(
+        text.replace(
+            "unit: GB-month\n  date: 2026-02-01\n  source: https://www.ovhcloud.com/en/public-cloud/prices/ Classic",
+            "unit: month\n  date: 2026-02-01\n  source: https://www.ovhcloud.com/en/public-cloud/prices/ Classic",
+        )
+    )
     with pytest.raises(ChartError, match="block_storage must be priced per `GB-month`, not per `month`"):
         load_sheet(path)
     path.write_text(text.replace("currency: EUR", "currency: USD", 1))
@@ -97,8 +107,10 @@ def test_hosting_and_node_type_are_checked_against_the_sheets(write_blueprint):
         load_blueprint(write_blueprint({"budget": {"hosting": "hetzner-cloud"}}))
     [problem] = info.value.problems
     assert problem.field == "budget.hosting" and problem.line is not None
-    assert "no price sheet `hetzner-cloud`; choose one of aws, hetzner, ionos, on-premises, ovh, scaleway" \
+    assert (
+        "no price sheet `hetzner-cloud`; choose one of aws, hetzner, ionos, on-premises, ovh, scaleway"
         in problem.message
+    )
     with pytest.raises(InvalidInput) as info:
         load_blueprint(write_blueprint({"budget": {"hosting": "ovh", "node_type": "cx43"}}))
     [problem] = info.value.problems
@@ -111,9 +123,12 @@ def test_a_city_fills_in_its_own_on_premises_sheet(write_blueprint, tmp_path):
     folder.mkdir()
     shutil.copy(paths.prices_dir() / "on-premises.yaml", folder)
     text = (folder / "on-premises.yaml").read_text()
-    (folder / "on-premises.yaml").write_text(text.replace(
-        "price: {amount: 0, currency: EUR, unit: month, date: 2026-11-26, source: to be filled in by the city}",
-        "price: {amount: 95, currency: EUR, unit: month, date: 2026-11-20, source: city procurement 2026-17}"))
+    (folder / "on-premises.yaml").write_text(
+        text.replace(
+            "price: {amount: 0, currency: EUR, unit: month, date: 2026-11-26, source: to be filled in by the city}",
+            "price: {amount: 95, currency: EUR, unit: month, date: 2026-11-20, source: city procurement 2026-17}",
+        )
+    )
     loaded = load_blueprint(write_blueprint({"budget": {"hosting": "on-premises", "price_sheets_dir": "prices"}}))
     sheets = sheets_for(loaded.blueprint.budget.price_sheets_dir, loaded.base_dir)
     assert sheets["on-premises"].node_price(sheets["on-premises"].node_types[0]) == 95

@@ -40,8 +40,17 @@ SMALL_CITY = EXAMPLES_DIR / "small-city.yaml"
 PACKAGE_ROOT = Path(mims.__file__).resolve().parents[1]
 COMMAND_TIMEOUT = 900
 # Settings of the developer's shell that would point `mims` elsewhere than the test's home.
-_FOREIGN_ENV = ("MIMS_KUBECONFIG", "MIMS_CONTEXT", "MIMS_BLUEPRINT", "MIMS_BACKEND", "MIMS_DATA_DIR",
-                "KUBECONFIG", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME")
+_FOREIGN_ENV = (
+    "MIMS_KUBECONFIG",
+    "MIMS_CONTEXT",
+    "MIMS_BLUEPRINT",
+    "MIMS_BACKEND",
+    "MIMS_DATA_DIR",
+    "KUBECONFIG",
+    "PULUMI_BACKEND_URL",
+    "PULUMI_CONFIG_PASSPHRASE",
+    "PULUMI_HOME",
+)
 
 
 @dataclass
@@ -85,15 +94,25 @@ class Mims:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
-        env.update(MIMS_HOME=str(self.home), MIMS_PASSPHRASE=self.passphrase,
-                   PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        env.update(
+            MIMS_HOME=str(self.home),
+            MIMS_PASSPHRASE=self.passphrase,
+            PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        )
         return env
 
     def run(self, *args: str | Path, timeout: float = COMMAND_TIMEOUT) -> Run:
         argv = tuple(map(str, args))
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "mims", *argv], env=self.env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, cwd=self.home.parent)
+        done = subprocess.run(
+            [sys.executable, "-m", "mims", *argv],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.home.parent,
+        )
         run = Run(argv, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
         RECORD.runs.append(run)
         return run
@@ -106,18 +125,27 @@ class Mims:
     def start(self, *args: str | Path) -> subprocess.Popen:
         """`mims ARGS` in a process group of its own (so it can be killed with its `pulumi` children),
         stderr readable line by line."""
-        return subprocess.Popen([sys.executable, "-m", "mims", *map(str, args)], env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=self.home.parent, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mims", *map(str, args)],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.home.parent,
+            start_new_session=True,
+        )
 
     def api(self):
         from kubernetes import config
+
         return config.new_client_from_config(config_file=str(self.cluster.kubeconfig), persist_config=False)
 
     def generated_values(self) -> dict[tuple[str, str], dict[str, str]]:
         """`namespace/name` -> decoded data of every Secret the engine generated, from the API server;
         recorded for the leak search."""
         from kubernetes import client
+
         found = {}
         for secret in client.CoreV1Api(self.api()).list_secret_for_all_namespaces().items:
             if ANNOTATION in (secret.metadata.annotations or {}):
@@ -172,8 +200,14 @@ def render(path: Path) -> Rendering:
     return Renderer().render(load_blueprint(path))
 
 
-def blueprint_copy(folder: Path, source: Path = SMALL_CITY, *, replace: tuple[str, str] | None = None,
-                   patch: dict | None = None, name: str = "blueprint.yaml") -> Path:
+def blueprint_copy(
+    folder: Path,
+    source: Path = SMALL_CITY,
+    *,
+    replace: tuple[str, str] | None = None,
+    patch: dict | None = None,
+    name: str = "blueprint.yaml",
+) -> Path:
     """A copy of an example blueprint in `folder` (with its algorithms and contexts folders):
     `replace` changes exactly one line, `patch` merges a fragment over it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -254,8 +288,12 @@ MANAGED = "app.kubernetes.io/managed-by=mims"
 
 def _get(api, path: str, **query) -> dict:
     method, url, headers, body, post = api.param_serialize(
-        "GET", path, query_params=list(query.items()), header_params={"Accept": "application/json"},
-        auth_settings=["BearerToken"])
+        "GET",
+        path,
+        query_params=list(query.items()),
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
     response = api.call_api(method, url, headers, body, post)
     response.read()
     assert response.status == 200, f"GET {url}: HTTP {response.status}"
@@ -265,8 +303,9 @@ def _get(api, path: str, **query) -> dict:
 def list_objects(api, selector: str | None = None, kinds: set[str] | None = None) -> set[tuple[str, str, str]]:
     """(kind, namespace, name) of every object of every listable API resource, optionally only those
     matching a label selector or of some kinds: what is on the cluster, whatever mims thinks."""
-    group_versions = ["/api/v1"] + [f"/apis/{g['preferredVersion']['groupVersion']}"
-                                    for g in _get(api, "/apis")["groups"]]
+    group_versions = ["/api/v1"] + [
+        f"/apis/{g['preferredVersion']['groupVersion']}" for g in _get(api, "/apis")["groups"]
+    ]
     found = set()
     for gv in group_versions:
         for resource in _get(api, gv)["resources"]:

@@ -31,9 +31,16 @@ def test_namespaces_refuse_pods_violating_restricted(small_city: Deployed):
     its capabilities and privilege escalation left open is refused with a 403."""
     core = client.CoreV1Api(small_city.mims.api())
     namespace = f"{small_city.rendering.loaded.blueprint.city.name}-broker"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "not-restricted"},
-           "spec": {"containers": [{"name": "shell", "image": "busybox:1.37",
-                                    "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "not-restricted"},
+        "spec": {
+            "containers": [
+                {"name": "shell", "image": "busybox:1.37", "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}}}
+            ]
+        },
+    }
     with pytest.raises(ApiException) as refused:
         try:
             core.create_namespaced_pod(namespace, pod)

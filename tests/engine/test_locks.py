@@ -20,9 +20,12 @@ from mims.engine.locks import _stale
 
 # A city with few components, so killing and converging stays quick: the foundation, IAM, the
 # broker and its @context server.
-SMALL_PATCH = {"city": {"name": "killtown"},
-               "components": {name: {"enabled": False}
-                              for name in ("ingestion", "catalogue", "ai_registry", "gateway", "monitoring")}}
+SMALL_PATCH = {
+    "city": {"name": "killtown"},
+    "components": {
+        name: {"enabled": False} for name in ("ingestion", "catalogue", "ai_registry", "gateway", "monitoring")
+    },
+}
 LOCK_LEFT = "removed a lock left by an interrupted run"
 
 
@@ -56,8 +59,9 @@ def test_killed_up_converges(killed):
     mims, blueprint = killed
     locks = list((mims.home / "state" / ".pulumi" / "locks").rglob("*.json"))
     assert [p.parent.parent.name for p in locks] == ["mims-foundation"]
-    foundation = json.loads(next((mims.home / "state" / ".pulumi" / "stacks").glob(
-        "mims-foundation/killtown-prod.json")).read_text())
+    foundation = json.loads(
+        next((mims.home / "state" / ".pulumi" / "stacks").glob("mims-foundation/killtown-prod.json")).read_text()
+    )
     assert foundation["checkpoint"]["latest"].get("pending_operations"), "the kill left nothing to recover"
 
     again = mims.ok("up", blueprint, "--yes", "--json")
@@ -76,8 +80,16 @@ def test_stale_lock_makes_an_unchanged_stack_run(killed):
     folder = mims.home / "state" / ".pulumi" / "locks" / "organization" / "mims-iam" / "killtown-prod"
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / f"{uuid.uuid4()}.json"
-    lock.write_text(json.dumps({"pid": _dead_pid(), "username": "mims", "hostname": socket.gethostname(),
-                                "timestamp": "2026-01-01T00:00:00Z"}))
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": _dead_pid(),
+                "username": "mims",
+                "hostname": socket.gethostname(),
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+        )
+    )
     run = mims.ok("up", blueprint, "--yes", "--json")
     assert f"{LOCK_LEFT}: {lock}" in run.err
     assert not lock.exists()
@@ -101,6 +113,7 @@ def test_attributes_file_left_empty_is_repaired(killed):
 
 # -- which locks are stale (no cluster) ------------------------------------------------------------
 
+
 def _dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
@@ -109,8 +122,16 @@ def _dead_pid() -> int:
 
 def _lock(tmp_path: Path, pid: int, hostname: str | None = None) -> Path:
     path = tmp_path / "lock.json"
-    path.write_text(json.dumps({"pid": pid, "username": "u", "hostname": hostname or socket.gethostname(),
-                                "timestamp": "2026-01-01T00:00:00Z"}))
+    path.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "username": "u",
+                "hostname": hostname or socket.gethostname(),
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+        )
+    )
     return path
 
 

@@ -23,8 +23,7 @@ AI_REGISTRY_OFF = {"components": {"ai_registry": {"enabled": False}}}
 
 def changed(result: dict) -> dict[str, int]:
     """Stack -> number of changes, for the stacks with any."""
-    return {s["name"]: n for s in result["stacks"]
-            if (n := s["create"] + s["update"] + s["replace"] + s["delete"])}
+    return {s["name"]: n for s in result["stacks"] if (n := s["create"] + s["update"] + s["replace"] + s["delete"])}
 
 
 def progress(run, verb: str) -> set[tuple[str, str]]:
@@ -34,19 +33,24 @@ def progress(run, verb: str) -> set[tuple[str, str]]:
 
 # -- on the shared small city (read only) ----------------------------------------------------------
 
+
 def test_second_up_changes_nothing(small_city: Deployed):
     result = small_city.mims.ok("up", small_city.blueprint, "--yes", "--json").json()
     assert result["changes"] == 0
-    assert {s["name"]: s["same"] for s in result["stacks"]} == \
-        {s.stack.name: len(s.objects) for s in small_city.rendering.stacks}
+    assert {s["name"]: s["same"] for s in result["stacks"]} == {
+        s.stack.name: len(s.objects) for s in small_city.rendering.stacks
+    }
 
 
 def test_plan_shows_exactly_the_changed_object(small_city: Deployed, tmp_path):
     blueprint = blueprint_copy(tmp_path, replace=RETENTION)
     lines = small_city.mims.ok("plan", blueprint)
     will = [line for line in lines.err.splitlines() if ": will " in line]
-    assert len(will) == 1 and will[0].startswith("monitoring: will ") and \
-        will[0].endswith(f"ConfigMap {RETENTION_OBJECT[1]}"), lines.err
+    assert (
+        len(will) == 1
+        and will[0].startswith("monitoring: will ")
+        and will[0].endswith(f"ConfigMap {RETENTION_OBJECT[1]}")
+    ), lines.err
     assert lines.out.rstrip().endswith("\n1 change")
     result = small_city.mims.ok("plan", blueprint, "--json").json()
     assert changed(result) == {"monitoring": 1}
@@ -83,6 +87,7 @@ def test_generated_values_are_stable(small_city: Deployed):
 
 # -- on a city of their own, in this order: switch a component off, destroy, purge -----------------
 
+
 @pytest.fixture(scope="module")
 def changing_city(homes, toolchain) -> Deployed:
     deployed = deploy(homes("changing-city"), SMALL_CITY)
@@ -106,7 +111,9 @@ def test_switching_a_component_off_deletes_exactly_its_objects(changing_city: De
     before_render = rendered_keys(mims, changing_city.blueprint, tmp_path / "before")
     after_render = rendered_keys(mims, off, tmp_path / "after")
     disappearing = set(before_render) - set(after_render)
-    assert any(k[0] == "Deployment" for k in disappearing) and ("Namespace", "", "alderbrook-ai-registry") in disappearing
+    assert (
+        any(k[0] == "Deployment" for k in disappearing) and ("Namespace", "", "alderbrook-ai-registry") in disappearing
+    )
 
     api = mims.api()
     kinds = {k[0] for k in before_render}
@@ -116,8 +123,10 @@ def test_switching_a_component_off_deletes_exactly_its_objects(changing_city: De
     up = mims.ok("up", off, "--yes", "--json")
     changing_city.blueprint = off
     deleted = progress(up, "deleted")
-    assert deleted == {(before_render[k], resource_name({"kind": k[0], "metadata": {"namespace": k[1], "name": k[2]}}))
-                       for k in disappearing}
+    assert deleted == {
+        (before_render[k], resource_name({"kind": k[0], "metadata": {"namespace": k[1], "name": k[2]}}))
+        for k in disappearing
+    }
     assert up.json()["stacks"] and sum(s["delete"] for s in up.json()["stacks"]) == len(disappearing)
     assert list_objects(api, MANAGED, kinds) == set(after_render)
 
@@ -127,13 +136,22 @@ def test_destroy_keeps_only_volume_claims_and_their_namespaces(changing_city: De
     mims.ok("destroy", changing_city.blueprint, "--yes")
     api = mims.api()
     kept = data_namespaces(changing_city.rendering.objects())
-    assert kept == {"alderbrook-broker", "alderbrook-catalogue", "alderbrook-iam", "alderbrook-ingestion",
-                    "alderbrook-monitoring"}
+    assert kept == {
+        "alderbrook-broker",
+        "alderbrook-catalogue",
+        "alderbrook-iam",
+        "alderbrook-ingestion",
+        "alderbrook-monitoring",
+    }
     assert list_objects(api, MANAGED) == {("Namespace", "", ns) for ns in kept}
     claims = client.CoreV1Api(api).list_persistent_volume_claim_for_all_namespaces().items
-    expected = {(o["metadata"]["namespace"], f"{t['metadata']['name']}-{o['metadata']['name']}-{i}")
-                for o in changing_city.rendering.objects() if o["kind"] == "StatefulSet"
-                for t in o["spec"].get("volumeClaimTemplates", []) for i in range(o["spec"].get("replicas", 1))}
+    expected = {
+        (o["metadata"]["namespace"], f"{t['metadata']['name']}-{o['metadata']['name']}-{i}")
+        for o in changing_city.rendering.objects()
+        if o["kind"] == "StatefulSet"
+        for t in o["spec"].get("volumeClaimTemplates", [])
+        for i in range(o["spec"].get("replicas", 1))
+    }
     assert {(c.metadata.namespace, c.metadata.name) for c in claims} == expected
     assert all(c.status.phase == "Bound" for c in claims)
     status = mims.ok("status", changing_city.blueprint, "--json").json()

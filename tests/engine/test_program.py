@@ -23,17 +23,23 @@ def _sdk_token(api_version: str, kind: str) -> str:
     return re.search(rf"'(kubernetes:[^']+:{kind})'", inspect.getsource(module))[1]
 
 
-@pytest.mark.parametrize(("api_version", "kind", "token"), [
-    ("v1", "Namespace", "kubernetes:core/v1:Namespace"),
-    ("v1", "Secret", "kubernetes:core/v1:Secret"),
-    ("apps/v1", "Deployment", "kubernetes:apps/v1:Deployment"),
-    ("apps/v1", "StatefulSet", "kubernetes:apps/v1:StatefulSet"),
-    ("networking.k8s.io/v1", "NetworkPolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition",
-     "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"),
-    # a kind a CRD defines: what pulumi_kubernetes.apiextensions.CustomResource registers
-    ("cert-manager.io/v1", "ClusterIssuer", "kubernetes:cert-manager.io/v1:ClusterIssuer"),
-])
+@pytest.mark.parametrize(
+    ("api_version", "kind", "token"),
+    [
+        ("v1", "Namespace", "kubernetes:core/v1:Namespace"),
+        ("v1", "Secret", "kubernetes:core/v1:Secret"),
+        ("apps/v1", "Deployment", "kubernetes:apps/v1:Deployment"),
+        ("apps/v1", "StatefulSet", "kubernetes:apps/v1:StatefulSet"),
+        ("networking.k8s.io/v1", "NetworkPolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy"),
+        (
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
+        ),
+        # a kind a CRD defines: what pulumi_kubernetes.apiextensions.CustomResource registers
+        ("cert-manager.io/v1", "ClusterIssuer", "kubernetes:cert-manager.io/v1:ClusterIssuer"),
+    ],
+)
 def test_type_token(api_version, kind, token):
     assert type_token({"apiVersion": api_version, "kind": kind}) == token
 
@@ -61,22 +67,33 @@ def test_resource_name_tells_kind_namespace_and_name():
 
 def test_data_namespaces_are_those_of_statefulset_volume_claims(rendered_examples):
     assert data_namespaces(rendered_examples["small-city"].objects()) == {
-        "alderbrook-broker", "alderbrook-catalogue", "alderbrook-iam", "alderbrook-ingestion",
-        "alderbrook-monitoring"}
+        "alderbrook-broker",
+        "alderbrook-catalogue",
+        "alderbrook-iam",
+        "alderbrook-ingestion",
+        "alderbrook-monitoring",
+    }
     without_claims = {"kind": "StatefulSet", "metadata": {"namespace": "x", "name": "s"}, "spec": {"replicas": 1}}
-    with_claims = {"kind": "StatefulSet", "metadata": {"namespace": "y", "name": "s"},
-                   "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}
+    with_claims = {
+        "kind": "StatefulSet",
+        "metadata": {"namespace": "y", "name": "s"},
+        "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]},
+    }
     deployment = {"kind": "Deployment", "metadata": {"namespace": "z", "name": "d"}, "spec": {}}
     assert data_namespaces([without_claims, with_claims, deployment]) == {"y"}
 
 
 # -- the fingerprint -------------------------------------------------------------------------------
 
+
 def _program(rendering, values: dict | None = None, **changes) -> StackProgram:
     objects = copy.deepcopy(next(s for s in rendering.stacks if s.stack.name == "ingestion").objects)
-    return StackProgram(objects, changes.get("target", TARGET),
-                        values if values is not None else {"ns/s": {"password": "one"}},
-                        changes.get("retained", {"alderbrook-ingestion"}))
+    return StackProgram(
+        objects,
+        changes.get("target", TARGET),
+        values if values is not None else {"ns/s": {"password": "one"}},
+        changes.get("retained", {"alderbrook-ingestion"}),
+    )
 
 
 def test_fingerprint_is_stable(rendered_examples):

@@ -18,21 +18,28 @@ def test_workloads_are_available_and_claims_bound(example: Deployed):
     namespaces = {o["metadata"]["name"] for o in rendered if o["kind"] == "Namespace"}
 
     deployments = apps.list_deployment_for_all_namespaces(label_selector=MANAGED).items
-    assert {(d.metadata.namespace, d.metadata.name) for d in deployments} == \
-        {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in rendered if o["kind"] == "Deployment"}
+    assert {(d.metadata.namespace, d.metadata.name) for d in deployments} == {
+        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in rendered if o["kind"] == "Deployment"
+    }
     for d in deployments:
         assert d.status.available_replicas == d.spec.replicas, f"Deployment {d.metadata.name}: {d.status}"
 
     statefulsets = apps.list_stateful_set_for_all_namespaces(label_selector=MANAGED).items
     assert len(statefulsets) == sum(o["kind"] == "StatefulSet" for o in rendered) > 0
     for s in statefulsets:
-        assert s.status.ready_replicas == s.status.available_replicas == s.spec.replicas, \
+        assert s.status.ready_replicas == s.status.available_replicas == s.spec.replicas, (
             f"StatefulSet {s.metadata.name}: {s.status}"
+        )
 
-    claims = [c for c in core.list_persistent_volume_claim_for_all_namespaces().items
-              if c.metadata.namespace in namespaces]
-    expected = {(s.metadata.namespace, f"{t.metadata.name}-{s.metadata.name}-{i}")
-                for s in statefulsets for t in s.spec.volume_claim_templates or [] for i in range(s.spec.replicas)}
+    claims = [
+        c for c in core.list_persistent_volume_claim_for_all_namespaces().items if c.metadata.namespace in namespaces
+    ]
+    expected = {
+        (s.metadata.namespace, f"{t.metadata.name}-{s.metadata.name}-{i}")
+        for s in statefulsets
+        for t in s.spec.volume_claim_templates or []
+        for i in range(s.spec.replicas)
+    }
     assert {(c.metadata.namespace, c.metadata.name) for c in claims} == expected
     assert {c.metadata.name: c.status.phase for c in claims} == {name: "Bound" for _, name in expected}
 
@@ -41,11 +48,13 @@ def test_workloads_are_available_and_claims_bound(example: Deployed):
 def test_every_namespace_enforces_restricted(example: Deployed):
     core = client.CoreV1Api(example.mims.api())
     namespaces = core.list_namespace(label_selector=MANAGED).items
-    assert {n.metadata.name for n in namespaces} == \
-        {o["metadata"]["name"] for o in example.rendering.objects() if o["kind"] == "Namespace"}
+    assert {n.metadata.name for n in namespaces} == {
+        o["metadata"]["name"] for o in example.rendering.objects() if o["kind"] == "Namespace"
+    }
     for namespace in namespaces:
-        assert namespace.metadata.labels.get("pod-security.kubernetes.io/enforce") == "restricted", \
+        assert namespace.metadata.labels.get("pod-security.kubernetes.io/enforce") == "restricted", (
             namespace.metadata.name
+        )
 
 
 @pytest.mark.parametrize("example", example_names(), indirect=True)
@@ -54,8 +63,9 @@ def test_status_json_says_ready(example: Deployed):
     assert status["ready"] is True, [w for w in status["workloads"] if not w["ok"]]
     expected = {s.stack.name: len(s.objects) for s in example.rendering.stacks}
     # a layer with objects has run and succeeded; an empty one that never ran was never created
-    assert all((s["exists"] and s["result"] == "succeeded") == bool(expected[s["name"]])
-               for s in status["stacks"]), status["stacks"]
+    assert all((s["exists"] and s["result"] == "succeeded") == bool(expected[s["name"]]) for s in status["stacks"]), (
+        status["stacks"]
+    )
     assert {s["name"]: s["resources"] for s in status["stacks"]} == expected
     kinds = {w["kind"] for w in status["workloads"]}
     assert {"Deployment", "StatefulSet", "PersistentVolumeClaim"} <= kinds

@@ -69,12 +69,13 @@ def test_after_a_failure_nothing_new_starts_and_running_stacks_finish():
     def release_broker_after_iam_failed(stack: str, text: str) -> None:
         Recorder.stack_failed(events, stack, text)
         broker_may_finish.set()
+
     events.stack_failed = release_broker_after_iam_failed
 
     with pytest.raises(DeployError) as raised:
         run_in_order(WAITS, action, events)
-    assert "done broker" in events.lines           # the running stack finished
-    assert "start gateway" not in events.lines     # nothing started after the failure
+    assert "done broker" in events.lines  # the running stack finished
+    assert "start gateway" not in events.lines  # nothing started after the failure
     message = str(raised.value)
     assert "stack `iam`: Deployment keycloak: timed out" in message
     assert "not run: gateway" in message
@@ -93,6 +94,7 @@ def test_a_failed_stack_makes_mims_up_exit_7_with_the_not_run_list(cli, monkeypa
                 if name == "foundation":
                     raise StackFailed("Namespace alderbrook-iam: forbidden")
                 return StackOutcome(name)
+
             return run_in_order(WAITS, action, Recorder())
 
     class FakeDeployment:

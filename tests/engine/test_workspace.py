@@ -65,7 +65,8 @@ def test_state_is_written_under_mims_home(small_city: Deployed):
     layers = [f"mims-{s.stack.name}" for s in small_city.rendering.stacks]
     with_objects = [f"mims-{s.stack.name}" for s in small_city.rendering.stacks if s.objects]
     assert sorted(p.name for p in (home / "state" / ".pulumi" / "stacks").iterdir()) == sorted(
-        with_objects + ["mims-secrets"])  # an empty layer that never ran has no state
+        with_objects + ["mims-secrets"]
+    )  # an empty layer that never ran has no state
     assert {p.name for p in (home / "workspaces" / "alderbrook-prod").iterdir()} <= {*layers, "mims-secrets"}
     assert (home / "clusters" / "mims" / "kubeconfig").is_file()
     assert not (home / "state" / "passphrase").exists()  # MIMS_PASSPHRASE was set

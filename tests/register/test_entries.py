@@ -53,7 +53,9 @@ def test_invalid_entries_report_every_problem_with_position():
     text = "\n".join(found)
     assert "invalid/parking-availability.yaml:1:1: required field `goal` is missing" in text
     assert "invalid/parking-availability.yaml:2:7: lang: must be a two-letter ISO 639-1 code" in text
-    assert ("invalid/parking-availability.yaml:3:1: algoritm_type: `algoritm_type` is not a field of the "
-            "standard; did you mean `algorithm_type`?") in text
+    assert (
+        "invalid/parking-availability.yaml:3:1: algoritm_type: `algoritm_type` is not a field of the "
+        "standard; did you mean `algorithm_type`?"
+    ) in text
     assert "description_short: is 160 characters; at most 150 allowed" in text
     assert "risk_category: `limited` is not one of: minimal risk, limited risk, high risk, unacceptable" in text

@@ -31,8 +31,7 @@ def goenv(tmp_path_factory):
         "GOCACHE": gocache,  # HOME changes below; the build cache stays
     }
     yield env
-    subprocess.run([GO, "clean", "-modcache"], env={**os.environ, **env}, check=False,
-                   capture_output=True)
+    subprocess.run([GO, "clean", "-modcache"], env={**os.environ, **env}, check=False, capture_output=True)
 
 
 @pytest.fixture

@@ -35,10 +35,20 @@ def fake_tool(root: Path, name: str, prints: list[str] | None = None) -> Path:
         path = script(target / "bin" / binary, expected if prints is None else prints)
         data = path.read_bytes()
         binaries[binary] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    (target / layout.MANIFEST).write_text(json.dumps({
-        "name": name, "version": tool.version, "module": f"{tool.module}@{tool.module_version}",
-        "recipe": tool.recipe, "digest": tool.digest(), "go": GO_VERSION, "build_seconds": 12.0,
-        "binaries": binaries}))
+    (target / layout.MANIFEST).write_text(
+        json.dumps(
+            {
+                "name": name,
+                "version": tool.version,
+                "module": f"{tool.module}@{tool.module_version}",
+                "recipe": tool.recipe,
+                "digest": tool.digest(),
+                "go": GO_VERSION,
+                "build_seconds": 12.0,
+                "binaries": binaries,
+            }
+        )
+    )
     pdir = layout.plugin_dir(tool, root)
     if pdir is not None:
         assert tool.plugin is not None

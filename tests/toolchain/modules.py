@@ -16,7 +16,7 @@ MODULES = {
     ("example.test/tiny", "v1.0.0"): {
         "go.mod": "module example.test/tiny\n\ngo 1.22\n",
         "cmd/tiny/main.go": 'package main\n\nimport "fmt"\n\nvar version = "unset"\n\n'
-                            'func main() { fmt.Println("tiny version", version) }\n',
+        'func main() { fmt.Println("tiny version", version) }\n',
         "stages/fast.yaml": "kind: Stage\n",
     },
     # A sibling published on its own; app's go.mod reaches it through a local replace.
@@ -27,13 +27,13 @@ MODULES = {
     # Built as the main module: local replaces dropped, a generated file embedded.
     ("example.test/app", "v1.0.0"): {
         "go.mod": "module example.test/app\n\ngo 1.22\n\nrequire example.test/lib v0.0.0\n\n"
-                  "replace example.test/lib => ../lib\n\n"
-                  "replace example.test/forbidden => ./FORBIDDEN_DEPENDENCY\n",
+        "replace example.test/lib => ../lib\n\n"
+        "replace example.test/forbidden => ./FORBIDDEN_DEPENDENCY\n",
         "cmd/app/main.go": 'package main\n\nimport (\n\t_ "embed"\n\t"fmt"\n\n\t"example.test/lib"\n)\n\n'
-                           '//go:embed generated.txt\nvar generated string\n\nvar version = "unset"\n\n'
-                           'func main() { fmt.Println(lib.Greeting(), version, generated) }\n',
+        '//go:embed generated.txt\nvar generated string\n\nvar version = "unset"\n\n'
+        "func main() { fmt.Println(lib.Greeting(), version, generated) }\n",
         "cmd/app/gen.go": '//go:build ignore\n\npackage main\n\nimport "os"\n\n'
-                          'func main() { os.WriteFile("generated.txt", []byte("schema-"+os.Getenv("VERSION")), 0o644) }\n',
+        'func main() { os.WriteFile("generated.txt", []byte("schema-"+os.Getenv("VERSION")), 0o644) }\n',
     },
     ("example.test/broken", "v1.0.0"): {
         "go.mod": "module example.test/broken\n\ngo 1.22\n",

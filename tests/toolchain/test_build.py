@@ -29,8 +29,12 @@ def _run(path: Path) -> str:
 
 def test_install_recipe_builds_stamps_version_and_copies_files(env):
     messages = []
-    result = install(["tiny"], cache_dir=env["cache"], tools_file=env["tools_file"],
-                     progress=lambda tool, message: messages.append((tool, message)))
+    result = install(
+        ["tiny"],
+        cache_dir=env["cache"],
+        tools_file=env["tools_file"],
+        progress=lambda tool, message: messages.append((tool, message)),
+    )
     tiny = result["tiny"]
     assert tiny.built
     assert tiny.dir == env["cache"] / "tiny-1.0.0"
@@ -52,8 +56,12 @@ def test_second_install_does_not_rebuild(env):
     first = install(["tiny"], cache_dir=env["cache"], tools_file=env["tools_file"])["tiny"]
     stamp = first["tiny"].stat().st_mtime_ns
     messages = []
-    again = install(["tiny"], cache_dir=env["cache"], tools_file=env["tools_file"],
-                    progress=lambda _tool, message: messages.append(message))["tiny"]
+    again = install(
+        ["tiny"],
+        cache_dir=env["cache"],
+        tools_file=env["tools_file"],
+        progress=lambda _tool, message: messages.append(message),
+    )["tiny"]
     assert not again.built
     assert again["tiny"].stat().st_mtime_ns == stamp
     assert messages == ["tiny 1.0.0 is already built"]
@@ -118,9 +126,13 @@ print(json.dumps({"built": result["tiny"].built}))
 
 
 def _spawn(env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(env["cache"]), str(env["tools_file"])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(env["cache"]), str(env["tools_file"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
 
 
 def test_two_processes_build_a_tool_once(env):

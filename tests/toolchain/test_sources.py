@@ -101,8 +101,11 @@ def tiny_release(www: Path, published: str | None = None) -> Path:
 
 
 def tiny_download(base: str) -> dict:
-    return {"url": base + "/tiny-v{version}-{os}-{arch}.tar.gz", "checksums": base + "/SHA256SUMS",
-            "paths": {"tiny": "tiny-{version}/tiny"}}
+    return {
+        "url": base + "/tiny-v{version}-{os}-{arch}.tar.gz",
+        "checksums": base + "/SHA256SUMS",
+        "paths": {"tiny": "tiny-{version}/tiny"},
+    }
 
 
 def write_tools(path: Path, tools: dict) -> Path:
@@ -130,14 +133,25 @@ def machine(monkeypatch, tmp_path):
     monkeypatch.setenv("GOPROXY", (tmp_path / "proxy").as_uri())
     monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
     tiny = {**TOOLS["tiny"], "module_sum": modulezip.module_hash(zip_path)}
-    return {"bin": bin_dir, "cache": tmp_path / "toolchain", "zip": zip_path, "tiny": tiny,
-            "tools_file": tmp_path / "tools.yaml", "tmp": tmp_path}
+    return {
+        "bin": bin_dir,
+        "cache": tmp_path / "toolchain",
+        "zip": zip_path,
+        "tiny": tiny,
+        "tools_file": tmp_path / "tools.yaml",
+        "tmp": tmp_path,
+    }
 
 
 def install_and_log(machine, names=None, **kwargs):
     messages: list[str] = []
-    result = install(names, cache_dir=machine["cache"], tools_file=machine["tools_file"],
-                     progress=lambda _tool, message: messages.append(message), **kwargs)
+    result = install(
+        names,
+        cache_dir=machine["cache"],
+        tools_file=machine["tools_file"],
+        progress=lambda _tool, message: messages.append(message),
+        **kwargs,
+    )
     return result, messages
 
 
@@ -174,8 +188,10 @@ def test_wrong_version_on_path_is_ignored(machine, monkeypatch):
     wrong = script(machine["bin"] / "tiny", ["tiny version 1.0.0-dirty"])
     with pytest.raises(ToolchainError) as caught:
         install_and_log(machine, sources=["present"])
-    assert str(caught.value) == ("cannot install tiny 1.0.0:\n  present: no tiny 1.0.0 on PATH; "
-                                 f"{wrong}: `tiny` printed 'tiny version 1.0.0-dirty', not 'tiny version 1.0.0'")
+    assert str(caught.value) == (
+        "cannot install tiny 1.0.0:\n  present: no tiny 1.0.0 on PATH; "
+        f"{wrong}: `tiny` printed 'tiny version 1.0.0-dirty', not 'tiny version 1.0.0'"
+    )
     assert not (machine["cache"] / "tiny-1.0.0").exists()
 
     extra = machine["tmp"] / "extra"
@@ -272,19 +288,33 @@ def test_download_of_one_file_per_binary_and_zip_archives(machine, server):
         info = zipfile.ZipInfo("zipped/zipped")
         info.external_attr = 0o755 << 16
         archive.writestr(info, "#!/bin/sh\necho 'zipped 3.0.0'\n")
-    (server.root / "sums.txt").write_text(f"{sha256(server.root / f'zipped-3.0.0-{OS}.zip')} "
-                                          f"*zipped-3.0.0-{OS}.zip\n")
+    (server.root / "sums.txt").write_text(f"{sha256(server.root / f'zipped-3.0.0-{OS}.zip')} *zipped-3.0.0-{OS}.zip\n")
     base = {"version": "3.0.0", "module": "example.test/none", "module_version": "v3.0.0", "recipe": "install"}
-    write_tools(machine["tools_file"], {
-        "duo": {**base, "binaries": {"duo-a": "./a", "duo-b": "./b"},
+    write_tools(
+        machine["tools_file"],
+        {
+            "duo": {
+                **base,
+                "binaries": {"duo-a": "./a", "duo-b": "./b"},
                 "check": {"duo-a": {"expect": "duo-a v{version}"}, "duo-b": {"expect": "duo-b v{version}"}},
-                "download": {"url": server.url + "/bin/{os}/{arch}/{binary}",
-                             "checksums": server.url + "/bin/{os}/{arch}/{binary}.sha256"}},
-        "zipped": {**base, "binaries": {"zipped": "."}, "check": {"zipped": {"expect": "zipped {version}"}},
-                   "download": {"url": server.url + "/zipped-{version}-{os}.{ext}",
-                                "checksums": server.url + "/sums.txt", "ext": {OS: "zip"},
-                                "paths": {"zipped": "zipped/zipped"}}},
-    })
+                "download": {
+                    "url": server.url + "/bin/{os}/{arch}/{binary}",
+                    "checksums": server.url + "/bin/{os}/{arch}/{binary}.sha256",
+                },
+            },
+            "zipped": {
+                **base,
+                "binaries": {"zipped": "."},
+                "check": {"zipped": {"expect": "zipped {version}"}},
+                "download": {
+                    "url": server.url + "/zipped-{version}-{os}.{ext}",
+                    "checksums": server.url + "/sums.txt",
+                    "ext": {OS: "zip"},
+                    "paths": {"zipped": "zipped/zipped"},
+                },
+            },
+        },
+    )
     result, _ = install_and_log(machine, sources=["download"])
     assert run(result["duo"]["duo-b"]) == "duo-b v3.0.0" and run(result["zipped"]["zipped"]) == "zipped 3.0.0"
     assert len(manifest(machine["cache"], "duo-3.0.0")["urls"]) == 2
@@ -306,8 +336,10 @@ def test_download_with_a_bad_checksum_is_rejected_and_falls_through_to_build(env
     archive = tiny_release(server.root, published="ab" * 32)
     result, messages = install_and_log(machine)
     assert result["tiny"].source == "build" and "go" in manifest(env["cache"], "tiny-1.0.0")
-    assert (f"download rejected ({TINY} has sha256 {sha256(archive)}, not the published {'ab' * 32}); "
-            f"building from the Go module proxy") in messages
+    assert (
+        f"download rejected ({TINY} has sha256 {sha256(archive)}, not the published {'ab' * 32}); "
+        f"building from the Go module proxy"
+    ) in messages
 
 
 @needs_go
@@ -334,8 +366,9 @@ def test_source_build_skips_the_others(env, server, monkeypatch, tmp_path):
 
 @needs_go
 def test_module_hash_is_the_one_go_computes(env):
-    out = subprocess.run([GO, "mod", "download", "-json", "example.test/tiny@v1.0.0"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [GO, "mod", "download", "-json", "example.test/tiny@v1.0.0"], capture_output=True, text=True, check=True
+    ).stdout
     info = json.loads(out)
     assert modulezip.module_hash(Path(info["Zip"])) == info["Sum"]
 
@@ -347,8 +380,13 @@ def test_module_hash_is_the_one_go_computes(env):
 def test_nothing_works_names_every_tool_and_why_each_source_failed(machine):
     dead = closed_port_url()
     app_download = {"url": dead + "/app.tar.gz", "checksums": dead + "/sums"}
-    write_tools(machine["tools_file"], {"tiny": {**machine["tiny"], "download": tiny_download(dead)},
-                                        "app": {**TOOLS["app"], "download": app_download}})
+    write_tools(
+        machine["tools_file"],
+        {
+            "tiny": {**machine["tiny"], "download": tiny_download(dead)},
+            "app": {**TOOLS["app"], "download": app_download},
+        },
+    )
     with pytest.raises(ToolchainError) as caught:
         install_and_log(machine)
     message = str(caught.value)
@@ -376,7 +414,8 @@ def test_offline_never_downloads(machine, server, monkeypatch):
     assert str(caught.value).splitlines()[1:3] == [
         "  present: no tiny 1.0.0 on PATH",
         "  build: cannot build tiny 1.0.0: `go` is not on PATH (mims builds its tools from the Go module proxy; "
-        "install Go 1.22 or newer)"]
+        "install Go 1.22 or newer)",
+    ]
 
 
 def test_environment_restricts_the_sources(machine, server, monkeypatch):
@@ -406,15 +445,18 @@ def test_resolve_sources(monkeypatch):
     assert sources.resolve_sources(["download"]) == ("download",)
 
 
-@pytest.mark.parametrize("expect, text, matches", [
-    ("v1.33.13", "Client Version: v1.33.13\nKustomize Version: v5.6.0", True),
-    ("v1.33.13", "Client Version: v1.32.4-dispatcher", False),
-    ("v1.33.13", "Client Version: v1.33.13-dirty", False),
-    ("0.8.0", "kwok version v0.8.0 go1.26.8 (linux/amd64)", True),
-    ("0.8.0", "kwok version v10.8.0", False),
-    ("etcd Version: 3.6.16", "etcd Version: 3.6.160\n", False),
-    ("etcd Version: 3.6.16", "etcd Version: 3.6.16\nGit SHA: x", True),
-])
+@pytest.mark.parametrize(
+    "expect, text, matches",
+    [
+        ("v1.33.13", "Client Version: v1.33.13\nKustomize Version: v5.6.0", True),
+        ("v1.33.13", "Client Version: v1.32.4-dispatcher", False),
+        ("v1.33.13", "Client Version: v1.33.13-dirty", False),
+        ("0.8.0", "kwok version v0.8.0 go1.26.8 (linux/amd64)", True),
+        ("0.8.0", "kwok version v10.8.0", False),
+        ("etcd Version: 3.6.16", "etcd Version: 3.6.160\n", False),
+        ("etcd Version: 3.6.16", "etcd Version: 3.6.16\nGit SHA: x", True),
+    ],
+)
 def test_a_check_matches_whole_versions_only(expect, text, matches):
     assert checks.printed(expect, text) is matches
 
@@ -430,17 +472,31 @@ def test_published_checksum_formats():
 
 def test_shipped_download_urls():
     _, tools = load_tools()
-    urls = {name: [(f.url, f.checksums or f.sha256) for f in download.release_files(tool, "linux/amd64")]
-            for name, tool in tools.items()}
-    assert urls["pulumi"] == [("https://get.pulumi.com/releases/sdk/pulumi-v3.274.1-linux-x64.tar.gz",
-                               "https://get.pulumi.com/releases/sdk/pulumi-3.274.1-checksums.txt")]
-    assert urls["pulumi-kubernetes"][0][0] == ("https://github.com/pulumi/pulumi-kubernetes/releases/download/"
-                                               "v4.25.0/pulumi-resource-kubernetes-v4.25.0-linux-amd64.tar.gz")
-    assert urls["kubernetes"][0] == ("https://dl.k8s.io/v1.33.13/bin/linux/amd64/kube-apiserver",
-                                     "https://dl.k8s.io/v1.33.13/bin/linux/amd64/kube-apiserver.sha256")
+    urls = {
+        name: [(f.url, f.checksums or f.sha256) for f in download.release_files(tool, "linux/amd64")]
+        for name, tool in tools.items()
+    }
+    assert urls["pulumi"] == [
+        (
+            "https://get.pulumi.com/releases/sdk/pulumi-v3.274.1-linux-x64.tar.gz",
+            "https://get.pulumi.com/releases/sdk/pulumi-3.274.1-checksums.txt",
+        )
+    ]
+    assert urls["pulumi-kubernetes"][0][0] == (
+        "https://github.com/pulumi/pulumi-kubernetes/releases/download/"
+        "v4.25.0/pulumi-resource-kubernetes-v4.25.0-linux-amd64.tar.gz"
+    )
+    assert urls["kubernetes"][0] == (
+        "https://dl.k8s.io/v1.33.13/bin/linux/amd64/kube-apiserver",
+        "https://dl.k8s.io/v1.33.13/bin/linux/amd64/kube-apiserver.sha256",
+    )
     assert len(urls["kubernetes"]) == 3
-    assert urls["etcd"] == [("https://github.com/etcd-io/etcd/releases/download/v3.6.16/etcd-v3.6.16-linux-amd64.tar.gz",
-                             "https://github.com/etcd-io/etcd/releases/download/v3.6.16/SHA256SUMS")]
+    assert urls["etcd"] == [
+        (
+            "https://github.com/etcd-io/etcd/releases/download/v3.6.16/etcd-v3.6.16-linux-amd64.tar.gz",
+            "https://github.com/etcd-io/etcd/releases/download/v3.6.16/SHA256SUMS",
+        )
+    ]
     assert urls["kwok"][0][0] == "https://github.com/kubernetes-sigs/kwok/releases/download/v0.8.0/kwok-linux-amd64"
     assert download.release_files(tools["etcd"], "darwin/arm64")[0].url.endswith("etcd-v3.6.16-darwin-arm64.zip")
     assert "darwin/arm64" not in tools["kubernetes"].download.platforms  # no macOS server binaries

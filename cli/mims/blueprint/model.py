@@ -15,8 +15,10 @@ ORIGIN_PATTERN = r"^https?://[^\s/]+$"
 # as image references allow them; no scheme, tag or digest.
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _PATH = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*"
-REGISTRY_PATTERN = (rf"^((localhost|{_LABEL}(\.{_LABEL})+)(:[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}})"
-                    rf"(/{_PATH})*$")
+REGISTRY_PATTERN = (
+    rf"^((localhost|{_LABEL}(\.{_LABEL})+)(:[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}})"
+    rf"(/{_PATH})*$"
+)
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=24)]
 # A line people read (page titles, names in reports): no control characters, which would break the
 # YAML, JSON and HTML it is written into.
@@ -43,9 +45,12 @@ def implementation(*shipped: str) -> Any:
         schema.pop("pattern", None)
         schema["anyOf"] = [{"enum": list(shipped)}, {"type": "string", "pattern": IMPLEMENTATION_PATTERN}]
 
-    return Field(shipped[0], json_schema_extra=suggest,
-                 description=f"Chart that implements the component; shipped: {', '.join(f'`{s}`' for s in shipped)}; a chart of your own is found through `charts.paths` or "
-                             "MIMS_CHARTS_PATH (docs/charts.md).")
+    return Field(
+        shipped[0],
+        json_schema_extra=suggest,
+        description=f"Chart that implements the component; shipped: {', '.join(f'`{s}`' for s in shipped)}; a chart of your own is found through `charts.paths` or "
+        "MIMS_CHARTS_PATH (docs/charts.md).",
+    )
 
 
 Implementation = Annotated[str, StringConstraints(pattern=IMPLEMENTATION_PATTERN, max_length=40)]
@@ -55,34 +60,45 @@ class City(Strict):
     """Who the platform is for; `name` becomes part of every namespace, so it is a DNS label."""
 
     name: DnsLabel = Field(description="DNS-safe short name, e.g. `alderbrook`; prefixes namespaces.")
-    display_name: Text = Field(
-        description="Name shown to people, e.g. on the algorithm register page.")
+    display_name: Text = Field(description="Name shown to people, e.g. on the algorithm register page.")
     country: Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)] = Field(
-        description="ISO 3166-1 alpha-2 country code, e.g. `NL`.")
+        description="ISO 3166-1 alpha-2 country code, e.g. `NL`."
+    )
 
 
 class Staff(Strict):
     """People's time, the largest part of the cost. The defaults and their sources are in docs/cost.md."""
 
     setup_days: float = Field(
-        20, ge=0, le=5000,
+        20,
+        ge=0,
+        le=5000,
         description="Person-days to set the platform up once: accounts and cluster, DNS and TLS, the "
-                    "realm's users and roles, first data sources, register entries, hand-over. Default "
-                    "20: half the low end of the 40-70 person-days estimated for building such a "
-                    "platform by hand, since mims writes and deploys the manifests (an assumption: no "
-                    "public source states this effort).")
+        "realm's users and roles, first data sources, register entries, hand-over. Default "
+        "20: half the low end of the 40-70 person-days estimated for building such a "
+        "platform by hand, since mims writes and deploys the manifests (an assumption: no "
+        "public source states this effort).",
+    )
     day_rate_eur: float = Field(
-        1000, ge=0, le=10_000,
+        1000,
+        ge=0,
+        le=10_000,
         description="EUR per person-day for the set-up. Default 1,000: within the EUR 850-1,500 cloud "
-                    "and DevOps freelance day rates seen in 2025.")
+        "and DevOps freelance day rates seen in 2025.",
+    )
     operations_hours_per_month: float = Field(
-        16, ge=0, le=5000,
+        16,
+        ge=0,
+        le=5000,
         description="Hours a month to run the platform: updates, alerts, backup checks, user and data "
-                    "requests. Default 16 (two days a month; an assumption).")
+        "requests. Default 16 (two days a month; an assumption).",
+    )
     hourly_rate_eur: float = Field(
-        100, ge=0, le=2000,
-        description="EUR per hour of operations. Default 100: the average rate of IT freelancers in "
-                    "Germany (2025).")
+        100,
+        ge=0,
+        le=2000,
+        description="EUR per hour of operations. Default 100: the average rate of IT freelancers in Germany (2025).",
+    )
 
 
 class LineItem(Strict):
@@ -97,35 +113,48 @@ class Budget(Strict):
     """What the platform may cost and how the cost is estimated (`mims cost`, docs/cost.md)."""
 
     profile: Profile = Field("minimal-50k", description="Sizing profile for every component.")
-    cap_eur: int = Field(50_000, gt=0, le=100_000_000,
-                         description="Spending cap in EUR for the first year (staff, software, hardware).")
-    horizon_years: int = Field(3, ge=1, le=10,
-                               description="Years the multi-year total covers (set-up once, the rest every year).")
+    cap_eur: int = Field(
+        50_000, gt=0, le=100_000_000, description="Spending cap in EUR for the first year (staff, software, hardware)."
+    )
+    horizon_years: int = Field(
+        3, ge=1, le=10, description="Years the multi-year total covers (set-up once, the rest every year)."
+    )
     hosting: DnsLabel = Field(
         "hetzner",
         description="Price sheet (hosting option) to cost the platform on: `hetzner`, `ovh`, `scaleway`, "
-                    "`ionos`, `aws` (comparison), `on-premises` (fill in your own prices), or a sheet "
-                    "of your own in `price_sheets_dir`.")
+        "`ionos`, `aws` (comparison), `on-premises` (fill in your own prices), or a sheet "
+        "of your own in `price_sheets_dir`.",
+    )
     node_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=40)] = Field(
-        "auto", description="Node type from the hosting option's price sheet, or `auto`: the cheapest type "
-                            "whose nodes hold every pod.")
+        "auto",
+        description="Node type from the hosting option's price sheet, or `auto`: the cheapest type "
+        "whose nodes hold every pod.",
+    )
     size_memory_by: Literal["limits", "requests"] = Field(
         "limits",
         description="Which memory figure decides how many nodes are needed: `limits` (default; memory "
-                    "cannot be throttled, and Java services grow to their heap) or `requests` (what "
-                    "the scheduler reserves). CPU is always sized by requests.")
+        "cannot be throttled, and Java services grow to their heap) or `requests` (what "
+        "the scheduler reserves). CPU is always sized by requests.",
+    )
     staff: Staff = Field(Staff(), description="Set-up and operations effort and rates.")
-    egress_gb_per_month: float = Field(100, ge=0, le=100_000_000,
-                                       description="Expected outgoing internet traffic in GB a month.")
+    egress_gb_per_month: float = Field(
+        100, ge=0, le=100_000_000, description="Expected outgoing internet traffic in GB a month."
+    )
     backup_factor: float = Field(
-        2, ge=0, le=100,
+        2,
+        ge=0,
+        le=100,
         description="Backup storage as a multiple of the volumes' size: 2 keeps one full copy plus "
-                    "retained increments; 0 leaves backups out.")
-    extras: list[LineItem] = Field(default_factory=list, max_length=100,
-                                   description="Other costs: domain, support contract, training...")
+        "retained increments; 0 leaves backups out.",
+    )
+    extras: list[LineItem] = Field(
+        default_factory=list, max_length=100, description="Other costs: domain, support contract, training..."
+    )
     price_sheets_dir: str | None = Field(
-        None, description="Folder (relative to the blueprint) of the city's own price sheets, one YAML "
-                          "file each; a sheet with a shipped sheet's `id` replaces it.")
+        None,
+        description="Folder (relative to the blueprint) of the city's own price sheets, one YAML "
+        "file each; a sheet with a shipped sheet's `id` replaces it.",
+    )
 
 
 class Cluster(Strict):
@@ -152,9 +181,10 @@ class Tls(Strict):
     mode: TlsMode = Field(
         "external",
         description="`external`: TLS ends before the gateway (load balancer, ingress); `secret`: the "
-                    "gateway serves the kubernetes.io/tls Secret named by `secret_name`; `cert-manager`: "
-                    "certificates from ACME through the cert-manager and ingress-controller add-ons; "
-                    "`none`: plain HTTP, for local trials only.")
+        "gateway serves the kubernetes.io/tls Secret named by `secret_name`; `cert-manager`: "
+        "certificates from ACME through the cert-manager and ingress-controller add-ons; "
+        "`none`: plain HTTP, for local trials only.",
+    )
     secret_name: DnsLabel | None = Field(None, description="TLS Secret in the gateway namespace (mode `secret`).")
 
     @model_validator(mode="after")
@@ -172,7 +202,8 @@ class IamOptions(Strict):
 
 class DataModelsOptions(Strict):
     contexts_dir: str | None = Field(
-        None, description="Folder (relative to the blueprint) of extra JSON-LD @context files (`*.jsonld`) to serve.")
+        None, description="Folder (relative to the blueprint) of extra JSON-LD @context files (`*.jsonld`) to serve."
+    )
 
 
 RESERVED_MQTT_USERS = ("iot-agent", "passwd")
@@ -180,11 +211,13 @@ RESERVED_MQTT_USERS = ("iot-agent", "passwd")
 
 class IngestionOptions(Strict):
     device_users: list[DnsLabel] = Field(
-        default_factory=list, max_length=200,
+        default_factory=list,
+        max_length=200,
         description="MQTT user names, one per device: the user name is the device's id, and the "
-                    "broker lets it publish and read only that device's topics (docs/components/"
-                    "ingestion.md). Passwords are generated at deploy time. `iot-agent` and `passwd` "
-                    "are taken.")
+        "broker lets it publish and read only that device's topics (docs/components/"
+        "ingestion.md). Passwords are generated at deploy time. `iot-agent` and `passwd` "
+        "are taken.",
+    )
 
     @field_validator("device_users")
     @classmethod
@@ -200,22 +233,26 @@ class IngestionOptions(Strict):
 
 class CatalogueOptions(Strict):
     site_title: Text | None = Field(
-        None, description="Title of the catalogue site; defaults to `<display name> open data`.")
+        None, description="Title of the catalogue site; defaults to `<display name> open data`."
+    )
 
 
 class AiRegistryOptions(Strict):
     entries_dir: str = Field(
-        "algorithms", description="Folder (relative to the blueprint) of register entries, one YAML file each.")
+        "algorithms", description="Folder (relative to the blueprint) of register entries, one YAML file each."
+    )
 
 
 class GatewayOptions(Strict):
     cors_origins: list[Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN)]] = Field(
-        default_factory=list, description="Origins allowed to call the public APIs from a browser.")
+        default_factory=list, description="Origins allowed to call the public APIs from a browser."
+    )
 
 
 class MonitoringOptions(Strict):
-    retention_days: int | None = Field(None, ge=1, le=3650,
-                                       description="Prometheus retention; defaults to the profile's value.")
+    retention_days: int | None = Field(
+        None, ge=1, le=3650, description="Prometheus retention; defaults to the profile's value."
+    )
 
 
 class Iam(Strict):
@@ -287,10 +324,12 @@ class IngressController(Strict):
 
 class CertManagerOptions(Strict):
     acme_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = Field(
-        None, description="Contact address for the ACME account; required when `tls.mode` is `cert-manager`.")
+        None, description="Contact address for the ACME account; required when `tls.mode` is `cert-manager`."
+    )
     acme_server: Annotated[str, StringConstraints(pattern=r"^https://\S+$")] = Field(
         "https://acme-v02.api.letsencrypt.org/directory",
-        description="ACME directory URL; Let's Encrypt's staging directory is useful for trials.")
+        description="ACME directory URL; Let's Encrypt's staging directory is useful for trials.",
+    )
 
 
 class CertManager(Strict):
@@ -312,11 +351,12 @@ class Images(Strict):
     mirror: Annotated[str, StringConstraints(pattern=REGISTRY_PATTERN, max_length=200)] | None = Field(
         None,
         description="Private registry (host, optional port and path; no scheme) that holds a copy of "
-                    "every image, for clusters without internet access: every image reference is "
-                    "rewritten to the mirror followed by the path after the source's registry host, "
-                    "tag and digest kept (`docker.io/library/mongo:8.0.26` -> "
-                    "`<mirror>/library/mongo:8.0.26`). `mims images` lists what to copy; see "
-                    "docs/air-gapped.md.")
+        "every image, for clusters without internet access: every image reference is "
+        "rewritten to the mirror followed by the path after the source's registry host, "
+        "tag and digest kept (`docker.io/library/mongo:8.0.26` -> "
+        "`<mirror>/library/mongo:8.0.26`). `mims images` lists what to copy; see "
+        "docs/air-gapped.md.",
+    )
 
 
 class OverrideTarget(Strict):
@@ -336,12 +376,14 @@ class Charts(Strict):
     """Charts of the city's own, found next to the ones mims ships (docs/charts.md)."""
 
     paths: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
-        default_factory=list, max_length=20,
+        default_factory=list,
+        max_length=20,
         description="Folders (relative to the blueprint) that hold chart folders, each with a "
-                    "`chart.yaml`. They are searched after the shipped charts and before the folders in "
-                    "the environment variable MIMS_CHARTS_PATH; a chart's `component` and "
-                    "`implementation` name what it implements, and a second chart for the same pair "
-                    "is an error, so a chart of your own never replaces a shipped one silently.")
+        "`chart.yaml`. They are searched after the shipped charts and before the folders in "
+        "the environment variable MIMS_CHARTS_PATH; a chart's `component` and "
+        "`implementation` name what it implements, and a second chart for the same pair "
+        "is an error, so a chart of your own never replaces a shipped one silently.",
+    )
 
 
 class Blueprint(Strict):
@@ -359,7 +401,8 @@ class Blueprint(Strict):
     images: Images = Field(Images(), description="Where container images are pulled from (air-gapped clusters).")
     charts: Charts = Field(Charts(), description="Where charts of the city's own are found.")
     overrides: list[Override] = Field(
-        default_factory=list, description="Integrators' merge patches on rendered objects, applied last.")
+        default_factory=list, description="Integrators' merge patches on rendered objects, applied last."
+    )
 
     def enabled_components(self) -> dict[str, Any]:
         """Enabled component and add-on sections keyed by their chart component id (`ai-registry`,
@@ -382,15 +425,28 @@ def cross_checks(blueprint: Blueprint) -> list[tuple[tuple[str, ...], str]]:
     if blueprint.tls.mode == "cert-manager":
         for addon in ("cert_manager", "ingress_controller"):
             if not getattr(blueprint.addons, addon).enabled:
-                problems.append((("tls", "mode"), f"mode `cert-manager` needs `addons.{addon}.enabled: true` "
-                                                  "(ACME HTTP-01 challenges are answered through the ingress "
-                                                  "controller)"))
+                problems.append(
+                    (
+                        ("tls", "mode"),
+                        f"mode `cert-manager` needs `addons.{addon}.enabled: true` "
+                        "(ACME HTTP-01 challenges are answered through the ingress "
+                        "controller)",
+                    )
+                )
         if not blueprint.addons.cert_manager.options.acme_email:
-            problems.append((("addons", "cert_manager", "options"),
-                             "mode `cert-manager` needs `acme_email`, the ACME account's contact address"))
+            problems.append(
+                (
+                    ("addons", "cert_manager", "options"),
+                    "mode `cert-manager` needs `acme_email`, the ACME account's contact address",
+                )
+            )
     for component, (needed, why) in REQUIRES.items():
         if component in enabled and needed not in enabled:
-            problems.append((("components", component.replace("-", "_"), "enabled"),
-                             f"`{component}` needs `{needed}` enabled: {why}; enable "
-                             f"components.{needed} or disable components.{component}"))
+            problems.append(
+                (
+                    ("components", component.replace("-", "_"), "enabled"),
+                    f"`{component}` needs `{needed}` enabled: {why}; enable "
+                    f"components.{needed} or disable components.{component}",
+                )
+            )
     return problems

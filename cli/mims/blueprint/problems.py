@@ -69,8 +69,8 @@ PATTERN_HINTS = {
     HOSTNAME_PATTERN: "must be a lowercase DNS name such as `data.example.org`",
     ORIGIN_PATTERN: "must be an origin such as `https://maps.example.org` (scheme and host, no path)",
     REGISTRY_PATTERN: "must be a registry host with an optional port and path, such as "
-                      "`registry.city.example/mims` or `localhost:5000`: lowercase, no scheme (`https://`), "
-                      "no tag or digest, no trailing `/`; a host needs a dot or a port",
+    "`registry.city.example/mims` or `localhost:5000`: lowercase, no scheme (`https://`), "
+    "no tag or digest, no trailing `/`; a host needs a dot or a port",
 }
 
 
@@ -78,8 +78,10 @@ def _clean(msg: str) -> str:
     return msg[0].lower() + msg[1:] if msg else msg
 
 
-_UNION_TAG = re.compile(r"(function-(after|before|wrap|plain)|tagged-union|union|nullable|lax-or-strict|"
-                        r"json-or-python|chain|constrained-\w+|literal|list|dict|str|int|float|bool)\[.*\]")
+_UNION_TAG = re.compile(
+    r"(function-(after|before|wrap|plain)|tagged-union|union|nullable|lax-or-strict|"
+    r"json-or-python|chain|constrained-\w+|literal|list|dict|str|int|float|bool)\[.*\]"
+)
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -37,7 +37,9 @@ def write_starter(path: Path, answers: StarterAnswers, *, force: bool) -> None:
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
     text = starter_text(answers, path.name)
-    validate_data(parse_yaml(text, str(path)), base_dir=path.parent)  # answers are checked by the same rules as any blueprint
+    validate_data(
+        parse_yaml(text, str(path)), base_dir=path.parent
+    )  # answers are checked by the same rules as any blueprint
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     (path.parent / "algorithms").mkdir(exist_ok=True)

@@ -21,8 +21,9 @@ AbsPath = Annotated[str, StringConstraints(pattern=r"^/\S*$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 # Starts with a path inside the entry's upstream repository at its ref, or `owner/name@ref:path` for
 # another repository or revision; optional `:lines`, then further citations or a remark.
-Source = Annotated[str, StringConstraints(
-    pattern=r"^([\w.-]+/[\w.-]+@[^\s:]+:)?[\w.][\w./+-]*(:\d[\d,-]*)?([;,]?\s.*)?$")]
+Source = Annotated[
+    str, StringConstraints(pattern=r"^([\w.-]+/[\w.-]+@[^\s:]+:)?[\w.][\w./+-]*(:\d[\d,-]*)?([;,]?\s.*)?$")
+]
 
 
 class Strict(BaseModel):
@@ -31,8 +32,10 @@ class Strict(BaseModel):
 
 class Upstream(Strict):
     repository: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+$")]
-    ref: str | None = Field(description="the git tag or commit the facts were read at; null when they come "
-                                         "from several revisions, each named in its source")
+    ref: str | None = Field(
+        description="the git tag or commit the facts were read at; null when they come "
+        "from several revisions, each named in its source"
+    )
 
 
 class User(Strict):
@@ -80,8 +83,9 @@ class Writable(Strict):
     unless: list[str] = Field(default_factory=list)
 
     def written(self, configuration: str) -> bool:
-        return ((not self.only_if or any(t in configuration for t in self.only_if))
-                and not any(t in configuration for t in self.unless))
+        return (not self.only_if or any(t in configuration for t in self.only_if)) and not any(
+            t in configuration for t in self.unless
+        )
 
 
 class PortFact(Strict):

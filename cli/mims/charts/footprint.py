@@ -91,8 +91,9 @@ def workloads_of(objects: list[dict]) -> Workloads:
                 found.daemons.append(Pod(component, name, cpu_req, cpu_lim, mem_req, mem_lim))
             else:
                 replicas = spec.get("replicas", 1)
-                found.pods += [Pod(component, f"{name}-{i}", cpu_req, cpu_lim, mem_req, mem_lim)
-                               for i in range(replicas)]
+                found.pods += [
+                    Pod(component, f"{name}-{i}", cpu_req, cpu_lim, mem_req, mem_lim) for i in range(replicas)
+                ]
                 for claim in spec.get("volumeClaimTemplates") or []:
                     size = bytes_of(claim["spec"]["resources"]["requests"]["storage"])
                     claim_name = claim["metadata"]["name"]
@@ -133,13 +134,20 @@ class Footprint:
 def pod_resources(pod_spec: dict) -> tuple[int, int, int, int]:
     """(cpu request, cpu limit, memory request, memory limit) the way the scheduler counts a pod:
     the larger of the biggest init container and the sum of the app containers."""
+
     def totals(containers: list[dict]) -> list[tuple[int, int, int, int]]:
         rows = []
         for c in containers:
             res = c.get("resources") or {}
             req, lim = res.get("requests") or {}, res.get("limits") or {}
-            rows.append((cpu_millicores(req.get("cpu", 0)), cpu_millicores(lim.get("cpu", 0)),
-                         bytes_of(req.get("memory", 0)), bytes_of(lim.get("memory", 0))))
+            rows.append(
+                (
+                    cpu_millicores(req.get("cpu", 0)),
+                    cpu_millicores(lim.get("cpu", 0)),
+                    bytes_of(req.get("memory", 0)),
+                    bytes_of(lim.get("memory", 0)),
+                )
+            )
         return rows
 
     apps = totals(pod_spec.get("containers") or [])

@@ -30,8 +30,14 @@ class Use:
     def as_dict(self) -> dict:
         if self.started_by:
             return {"component": self.component, "started_by": self.started_by}
-        return {"component": self.component, "namespace": self.namespace, "kind": self.kind,
-                "name": self.name, "container": self.container, "init": self.init}
+        return {
+            "component": self.component,
+            "namespace": self.namespace,
+            "kind": self.kind,
+            "name": self.name,
+            "container": self.container,
+            "init": self.init,
+        }
 
 
 @dataclass
@@ -45,8 +51,12 @@ class ImageUse:
         return list(dict.fromkeys(u.component for u in self.uses))
 
     def as_dict(self) -> dict:
-        return {"image": self.image, "mirrored": self.mirrored, "components": self.components,
-                "used_by": [u.as_dict() for u in self.uses]}
+        return {
+            "image": self.image,
+            "mirrored": self.mirrored,
+            "components": self.components,
+            "used_by": [u.as_dict() for u in self.uses],
+        }
 
 
 def image_list(rendering: Rendering) -> list[ImageUse]:
@@ -66,8 +76,17 @@ def image_list(rendering: Rendering) -> list[ImageUse]:
     for obj in rendering.objects():
         meta = obj["metadata"]
         for container, init in containers_of(obj):
-            add(container["image"], Use(meta.get("labels", {}).get(COMPONENT_LABEL, ""), meta.get("namespace"),
-                                        obj["kind"], meta["name"], container.get("name"), init))
+            add(
+                container["image"],
+                Use(
+                    meta.get("labels", {}).get(COMPONENT_LABEL, ""),
+                    meta.get("namespace"),
+                    obj["kind"],
+                    meta["name"],
+                    container.get("name"),
+                    init,
+                ),
+            )
     for component, chart in rendering.charts.items():
         for image in chart.meta.images.values():
             if image.started_by:

@@ -69,8 +69,9 @@ def contexts(loaded: LoadedBlueprint) -> dict[str, str]:
             problems.append(Problem(display, line, col, "", f"invalid JSON: {getattr(exc, 'msg', exc)}"))
             continue
         if not isinstance(doc, dict) or "@context" not in doc:
-            problems.append(Problem(display, 1, 1, "@context", "a JSON-LD context document needs a top-level "
-                                                               "`@context` key"))
+            problems.append(
+                Problem(display, 1, 1, "@context", "a JSON-LD context document needs a top-level `@context` key")
+            )
             continue
         served[path.name] = json.dumps(doc, indent=2, sort_keys=True)
     if problems:

@@ -36,9 +36,11 @@ class Image(Strict):
     tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
     digest: Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
     started_by: Annotated[str, StringConstraints(min_length=10)] | None = Field(
-        None, description="for an image no rendered container runs but software the chart runs starts "
-                          "(the chart passes it on, e.g. as a flag): what starts it; `mims images` lists "
-                          "it and `images.mirror` renames it like every other")
+        None,
+        description="for an image no rendered container runs but software the chart runs starts "
+        "(the chart passes it on, e.g. as a flag): what starts it; `mims images` lists "
+        "it and `images.mirror` renames it like every other",
+    )
 
     @model_validator(mode="after")
     def _no_floating_tag(self) -> Image:
@@ -89,9 +91,13 @@ class Endpoint(Strict):
     path: str = "/"
     writes_need_token: bool = Field(True, description="POST/PUT/PATCH/DELETE need an OIDC token")
     reads_need_token: bool = Field(False, description="every method, GET/HEAD/OPTIONS too, needs an OIDC token")
-    public_port: int | None = Field(None, ge=1025, le=65535,
-                                    description="tcp: the port on the public load balancer (and on the entry "
-                                                "point's pods: above 1024, so no capability is needed)")
+    public_port: int | None = Field(
+        None,
+        ge=1025,
+        le=65535,
+        description="tcp: the port on the public load balancer (and on the entry "
+        "point's pods: above 1024, so no capability is needed)",
+    )
     scheme: Name | None = Field(None, description="tcp: URL scheme shown to people, e.g. `mqtts`")
 
     @model_validator(mode="after")
@@ -171,8 +177,10 @@ class External(Strict):
     source: Name = Field(alias="from")
     ports: list[int] = Field(min_length=1)
     to: Literal["internet", "anywhere"] = Field(
-        "internet", description="`internet`: public addresses only (private, CGNAT and link-local ranges "
-                                "excluded); `anywhere`: also private ones, e.g. the Kubernetes API server")
+        "internet",
+        description="`internet`: public addresses only (private, CGNAT and link-local ranges "
+        "excluded); `anywhere`: also private ones, e.g. the Kubernetes API server",
+    )
     reason: str = Field(min_length=10, description="why the workload needs it; shown in docs and reviews")
 
 
@@ -183,11 +191,15 @@ class Opening(Strict):
     workload: Name
     port: int = Field(ge=1, le=65535)
     source: Literal["internet", "anywhere"] = Field(
-        alias="from", description="`internet`: public addresses only (private, CGNAT and link-local ranges "
-                                  "excluded, so no pod either); `anywhere`: any address and any pod")
+        alias="from",
+        description="`internet`: public addresses only (private, CGNAT and link-local ranges "
+        "excluded, so no pod either); `anywhere`: any address and any pod",
+    )
     unless: Name | None = Field(
-        None, description="a component whose presence closes this opening: it stands in front of the "
-                          "workload and reaches it through a `calls` entry of its own")
+        None,
+        description="a component whose presence closes this opening: it stands in front of the "
+        "workload and reaches it through a `calls` entry of its own",
+    )
 
 
 class Network(Strict):
@@ -196,8 +208,9 @@ class Network(Strict):
     calls: list[Call] = Field(default_factory=list)
     open: list[Opening] = Field(default_factory=list)
     scrapes: Name | None = Field(None, description="this workload scrapes every metrics target")
-    entrance: list[EntrancePort] = Field(default_factory=list,
-                                         description="where the city's public address lands inside the cluster")
+    entrance: list[EntrancePort] = Field(
+        default_factory=list, description="where the city's public address lands inside the cluster"
+    )
 
 
 class Licence(Strict):
@@ -226,11 +239,17 @@ class ChartMeta(Strict):
             if missing:
                 raise ValueError(f"workload `{workload}` has no size for profile(s) {', '.join(missing)}")
         known = set(self.workloads)
-        named = ([e.workload for e in self.endpoints] + [m.workload for m in self.metrics]
-                 + [f.source for f in self.network.flows] + [f.to for f in self.network.flows]
-                 + [c.source for c in self.network.calls] + [o.workload for o in self.network.open]
-                 + [e.source for e in self.network.external] + [e.workload for e in self.network.entrance]
-                 + ([self.network.scrapes] if self.network.scrapes else []))
+        named = (
+            [e.workload for e in self.endpoints]
+            + [m.workload for m in self.metrics]
+            + [f.source for f in self.network.flows]
+            + [f.to for f in self.network.flows]
+            + [c.source for c in self.network.calls]
+            + [o.workload for o in self.network.open]
+            + [e.source for e in self.network.external]
+            + [e.workload for e in self.network.entrance]
+            + ([self.network.scrapes] if self.network.scrapes else [])
+        )
         unknown = sorted(set(named) - known)
         if unknown:
             raise ValueError(f"unknown workload(s) {', '.join(unknown)}; declare them under `workloads`")
@@ -274,8 +293,10 @@ def load_charts(root: Path, own: bool = False) -> dict[tuple[str, str], Chart]:
         key = f"{folder.name}@{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}" if own else None
         chart = Chart.load(folder, key)
         if own and chart.meta.component not in COMPONENT_IDS:
-            raise ChartError(f"{chart_yaml}: component `{chart.meta.component}` is no component of the "
-                             f"blueprint; use one of {', '.join(sorted(COMPONENT_IDS))}")
+            raise ChartError(
+                f"{chart_yaml}: component `{chart.meta.component}` is no component of the "
+                f"blueprint; use one of {', '.join(sorted(COMPONENT_IDS))}"
+            )
         _add(charts, chart)
     return charts
 
@@ -283,8 +304,10 @@ def load_charts(root: Path, own: bool = False) -> dict[tuple[str, str], Chart]:
 def _add(charts: dict[tuple[str, str], Chart], chart: Chart) -> None:
     key = (chart.meta.component, chart.meta.implementation)
     if key in charts:
-        raise ChartError(f"{chart.path / 'chart.yaml'}: implementation {key[1]!r} of {key[0]!r} is also in "
-                         f"{charts[key].path / 'chart.yaml'}; rename one of the implementations")
+        raise ChartError(
+            f"{chart.path / 'chart.yaml'}: implementation {key[1]!r} of {key[0]!r} is also in "
+            f"{charts[key].path / 'chart.yaml'}; rename one of the implementations"
+        )
     charts[key] = chart
 
 
@@ -297,8 +320,9 @@ def own_chart_roots(listed: list[str], base_dir: Path | None) -> list[Path]:
     return [base / p for p in listed] + from_env
 
 
-def all_charts(listed: list[str], base_dir: Path | None,
-               shipped: dict[tuple[str, str], Chart] | None = None) -> dict[tuple[str, str], Chart]:
+def all_charts(
+    listed: list[str], base_dir: Path | None, shipped: dict[tuple[str, str], Chart] | None = None
+) -> dict[tuple[str, str], Chart]:
     """The shipped charts (or `shipped`, a renderer's) and the city's own: a second chart for the same
     component and implementation is an error naming both files."""
     if shipped is None:
@@ -332,12 +356,17 @@ def implementation_problems(data: Any, base_dir: Path | None) -> list[tuple[tupl
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for i, path in enumerate(listed):
         if isinstance(path, str) and path and not ((base_dir or Path.cwd()) / path).is_dir():
-            problems.append((("charts", "paths", i), f"folder {path} does not exist next to the blueprint; "
-                                                     "give a folder that holds chart folders"))
+            problems.append(
+                (
+                    ("charts", "paths", i),
+                    f"folder {path} does not exist next to the blueprint; give a folder that holds chart folders",
+                )
+            )
     for path in os.environ.get(CHARTS_PATH_VARIABLE, "").split(os.pathsep):
         if path and not Path(path).is_dir():
-            problems.append(((), f"{CHARTS_PATH_VARIABLE} names {path}, which is no folder; correct or "
-                                 "unset the variable"))
+            problems.append(
+                ((), f"{CHARTS_PATH_VARIABLE} names {path}, which is no folder; correct or unset the variable")
+            )
     if problems or not all(isinstance(p, str) and p for p in listed):
         return problems
     available: dict[str, list[str]] = {}
@@ -347,15 +376,21 @@ def implementation_problems(data: Any, base_dir: Path | None) -> list[tuple[tupl
         sections: dict[str, Any] = data.get(group) if isinstance(data.get(group), dict) else {}
         for name, section in sections.items():
             impl = section.get("implementation") if isinstance(section, dict) else None
-            if name not in model.model_fields or not isinstance(impl, str) \
-                    or not re.fullmatch(IMPLEMENTATION_PATTERN, impl):
+            if (
+                name not in model.model_fields
+                or not isinstance(impl, str)
+                or not re.fullmatch(IMPLEMENTATION_PATTERN, impl)
+            ):
                 continue
             choices = sorted(available.get(name.replace("_", "-"), []))
             if impl in choices:
                 continue
             message = f"no chart implements `{impl}` for {name}; available: {', '.join(f'`{c}`' for c in choices)}"
             guess = difflib.get_close_matches(impl, choices, n=1, cutoff=0.6)
-            message += (f"; did you mean `{guess[0]}`?" if guess else
-                        "; a chart of your own goes in a folder named by `charts.paths` (docs/charts.md)")
+            message += (
+                f"; did you mean `{guess[0]}`?"
+                if guess
+                else "; a chart of your own goes in a folder named by `charts.paths` (docs/charts.md)"
+            )
             problems.append(((group, name, "implementation"), message))
     return problems

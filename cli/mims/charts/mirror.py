@@ -64,9 +64,11 @@ class Mirror:
         target = mirrored(ref, self.registry)
         earlier = self.sources.setdefault(target, ref)
         if split_registry(earlier) != split_registry(ref):
-            raise ChartError(f"images.mirror: `{earlier}` and `{ref}` would both be mirrored as `{target}` "
-                             "(same path on two registries); change one of the images (chart.yaml or "
-                             "an override) or mirror without `images.mirror` by hand")
+            raise ChartError(
+                f"images.mirror: `{earlier}` and `{ref}` would both be mirrored as `{target}` "
+                "(same path on two registries); change one of the images (chart.yaml or "
+                "an override) or mirror without `images.mirror` by hand"
+            )
         return target
 
     def rename_containers(self, objects: list[dict]) -> None:

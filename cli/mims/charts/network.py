@@ -33,20 +33,22 @@ def tcp_exposed(tls_mode: str) -> bool:
     return tls_mode != "none"
 
 
-def network_policies(charts: dict[str, Chart], namespaces: dict[str, str],
-                     tls_mode: str) -> dict[str, list[dict]]:
+def network_policies(charts: dict[str, Chart], namespaces: dict[str, str], tls_mode: str) -> dict[str, list[dict]]:
     """Policies per component id, for the enabled charts given as {component: chart}. With
     `tls.mode: none` (plain-HTTP trials) public tcp endpoints stay internal: nothing calls them
     through `*tcp`."""
     ingress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> sources
-    egress: dict[tuple[str, str], set[Peer]] = defaultdict(set)   # (component, workload) -> targets
+    egress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> targets
     endpoints = {f"{c}/{e.name}": (c, e) for c, chart in charts.items() for e in chart.meta.endpoints}
     public_http = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "http"]
-    public_tcp = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "tcp"
-                  and tcp_exposed(tls_mode)]
+    public_tcp = [(c, e) for c, e in endpoints.values() if e.public and e.protocol == "tcp" and tcp_exposed(tls_mode)]
     # The pods and ports a public URL reaches once kube-proxy or the CNI has rewritten its address.
-    entrance = [(c, e.workload, e.port) for c, chart in charts.items() for e in chart.meta.network.entrance
-                if e.unless not in charts and (e.tls is None or tls_mode in e.tls)]
+    entrance = [
+        (c, e.workload, e.port)
+        for c, chart in charts.items()
+        for e in chart.meta.network.entrance
+        if e.unless not in charts and (e.tls is None or tls_mode in e.tls)
+    ]
 
     def connect(src_c: str, src_w: str, dst_c: str, dst_w: str, port: int) -> None:
         ingress[(dst_c, dst_w)].add(Peer(namespaces[src_c], src_w, port))
@@ -100,8 +102,9 @@ def _policy(namespace: str, workload: str, direction: str, peers: set[Peer]) -> 
     for peer in peers:
         by_peer[(peer.namespace, peer.workload, peer.outside)].add(peer.port)
     rules = []
-    for (peer_ns, peer_workload, outside), ports in sorted(by_peer.items(),
-                                                           key=lambda kv: tuple(k or "" for k in kv[0])):
+    for (peer_ns, peer_workload, outside), ports in sorted(
+        by_peer.items(), key=lambda kv: tuple(k or "" for k in kv[0])
+    ):
         rule: dict = {"ports": [{"protocol": "TCP", "port": p} for p in sorted(ports)]}
         if peer_ns is not None:
             selector = {"podSelector": {"matchLabels": {NAME_LABEL: peer_workload}}}
@@ -111,7 +114,8 @@ def _policy(namespace: str, workload: str, direction: str, peers: set[Peer]) -> 
         elif outside == "internet":
             rule["from" if direction == "Ingress" else "to"] = [
                 {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_V4)}},
-                {"ipBlock": {"cidr": "::/0", "except": list(NON_PUBLIC_V6)}}]
+                {"ipBlock": {"cidr": "::/0", "except": list(NON_PUBLIC_V6)}},
+            ]
         elif direction == "Egress":
             rule["to"] = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
         # Ingress from anywhere: a rule without `from` admits every source, pods included.

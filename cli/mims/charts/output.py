@@ -36,8 +36,9 @@ def write_rendering(rendering: Rendering, target: Path) -> int:
         if not target.is_dir():
             raise UsageError(f"{target} exists and is not a folder")
         if any(target.iterdir()) and not (target / MARKER).exists():
-            raise UsageError(f"{target} is not empty and was not written by `mims render`; "
-                             "choose an empty or new folder")
+            raise UsageError(
+                f"{target} is not empty and was not written by `mims render`; choose an empty or new folder"
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mims-render-", dir=target.parent))
     count = 0
@@ -82,11 +83,14 @@ def summary(rendering: Rendering) -> dict:
         "blueprint": str(rendering.loaded.path),
         "city": bp.city.name,
         "profile": bp.budget.profile,
-        "stacks": [{"name": s.stack.name, "depends_on": s.stack.depends_on, "objects": len(s.objects)}
-                   for s in rendering.stacks],
+        "stacks": [
+            {"name": s.stack.name, "depends_on": s.stack.depends_on, "objects": len(s.objects)}
+            for s in rendering.stacks
+        ],
         "objects": sum(len(s.objects) for s in rendering.stacks),
-        "components": {c: {"objects": counts.get(c, 0), **fp.as_dict()}
-                       for c, fp in sorted(rendering.footprints.items())},
+        "components": {
+            c: {"objects": counts.get(c, 0), **fp.as_dict()} for c, fp in sorted(rendering.footprints.items())
+        },
         "total": rendering.total().as_dict(),
     }
 

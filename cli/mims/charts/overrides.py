@@ -33,26 +33,35 @@ def apply_overrides(loaded: LoadedBlueprint, objects: list[dict], *, skip: Abstr
         if index in skip:
             continue
         target = override.target
-        hits = [i for i, obj in enumerate(objects)
-                if obj.get("kind") == target.kind and obj["metadata"].get("name") == target.name
-                and (target.namespace is None or obj["metadata"].get("namespace") == target.namespace)]
+        hits = [
+            i
+            for i, obj in enumerate(objects)
+            if obj.get("kind") == target.kind
+            and obj["metadata"].get("name") == target.name
+            and (target.namespace is None or obj["metadata"].get("namespace") == target.namespace)
+        ]
         where = ("overrides", index, "target")
         if not hits:
             continue
         matched.add(index)
         if len(hits) > 1:
             spaces = ", ".join(sorted(objects[i]["metadata"].get("namespace", "") for i in hits))
-            problems.append(loaded.source.problem(
-                where, f"{target.kind} `{target.name}` exists in several namespaces ({spaces}); add `namespace`"))
+            problems.append(
+                loaded.source.problem(
+                    where, f"{target.kind} `{target.name}` exists in several namespaces ({spaces}); add `namespace`"
+                )
+            )
             continue
         patched = merge_patch(objects[hits[0]], override.patch)
         for key in ("apiVersion", "kind"):
             if patched.get(key) != objects[hits[0]].get(key):
-                problems.append(loaded.source.problem(("overrides", index, "patch", key),
-                                                      f"a patch may not change `{key}`"))
+                problems.append(
+                    loaded.source.problem(("overrides", index, "patch", key), f"a patch may not change `{key}`")
+                )
         if patched["metadata"].get("name") != target.name:
-            problems.append(loaded.source.problem(("overrides", index, "patch", "metadata"),
-                                                  "a patch may not rename the object"))
+            problems.append(
+                loaded.source.problem(("overrides", index, "patch", "metadata"), "a patch may not rename the object")
+            )
         objects[hits[0]] = patched
     if problems:
         raise InvalidInput(problems)
@@ -65,10 +74,13 @@ def unmatched_overrides(loaded: LoadedBlueprint, matched: set[int]) -> None:
         if index in matched:
             continue
         target = override.target
-        problems.append(loaded.source.problem(
-            ("overrides", index, "target"),
-            f"no rendered {target.kind} named `{target.name}`"
-            + (f" in namespace `{target.namespace}`" if target.namespace else "")
-            + "; run `mims render` to list object names"))
+        problems.append(
+            loaded.source.problem(
+                ("overrides", index, "target"),
+                f"no rendered {target.kind} named `{target.name}`"
+                + (f" in namespace `{target.namespace}`" if target.namespace else "")
+                + "; run `mims render` to list object names",
+            )
+        )
     if problems:
         raise InvalidInput(problems)

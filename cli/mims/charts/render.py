@@ -26,9 +26,19 @@ from mims.stacks import Stack, load_stacks
 
 FOUNDATION = "foundation"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "mims", "app.kubernetes.io/managed-by": "mims"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass", "StorageClass",
-                  "CustomResourceDefinition", "PriorityClass", "ClusterIssuer", "APIService",
-                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "IngressClass",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "ClusterIssuer",
+    "APIService",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+}
 
 
 @dataclass
@@ -50,9 +60,16 @@ class Rendering:
         """Every public endpoint with the URL people use, in component order."""
         bp = self.loaded.blueprint
         scheme = "http" if bp.tls.mode == "none" else "https"
-        return [(e, f"{e.scheme}://{e.host}.{bp.domain}:{e.public_port}" if e.protocol == "tcp"
-                 else f"{scheme}://{e.host}.{bp.domain}{e.path}")
-                for e in self.endpoints.values() if e.public and e.host]
+        return [
+            (
+                e,
+                f"{e.scheme}://{e.host}.{bp.domain}:{e.public_port}"
+                if e.protocol == "tcp"
+                else f"{scheme}://{e.host}.{bp.domain}{e.path}",
+            )
+            for e in self.endpoints.values()
+            if e.public and e.host
+        ]
 
     def objects(self) -> list[dict]:
         return [obj for stack in self.stacks for obj in stack.objects]
@@ -109,20 +126,24 @@ class Renderer:
             bytecode_cache=_template_cache(),
         )
         self.env.filters["quote"] = _quote
-        self.env.filters["to_json"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent,
-                                                                         sort_keys=True)
+        self.env.filters["to_json"] = lambda v, indent=None: json.dumps(
+            v, ensure_ascii=False, indent=indent, sort_keys=True
+        )
         self.env.filters["sha256"] = lambda v: hashlib.sha256(str(v).encode()).hexdigest()
         self.env.globals["file"] = _render_file
         self.env.globals["binary_files"] = self._binary_files
         self.env.globals["fail"] = _fail
 
-    def chart_for(self, component: str, implementation: str,
-                  charts: dict[tuple[str, str], Chart] | None = None) -> Chart:
+    def chart_for(
+        self, component: str, implementation: str, charts: dict[tuple[str, str], Chart] | None = None
+    ) -> Chart:
         try:
             return (charts or self.charts)[(component, implementation)]
         except KeyError:
-            raise ChartError(f"no chart for component `{component}` implementation `{implementation}` "
-                             f"under {self.charts_root} or the blueprint's `charts.paths`") from None
+            raise ChartError(
+                f"no chart for component `{component}` implementation `{implementation}` "
+                f"under {self.charts_root} or the blueprint's `charts.paths`"
+            ) from None
 
     @jinja2.pass_context
     def _binary_files(self, ctx: jinja2.runtime.Context, pattern: str) -> list[tuple[str, str]]:
@@ -131,8 +152,11 @@ class Renderer:
         folder = self._loader.folder(_chart_folder(ctx)) / "files"
         key = (folder, pattern)
         if key not in self._binary_cache:
-            self._binary_cache[key] = [(path.name, base64.b64encode(path.read_bytes()).decode("ascii"))
-                                       for path in sorted(folder.glob(pattern)) if path.is_file()]
+            self._binary_cache[key] = [
+                (path.name, base64.b64encode(path.read_bytes()).decode("ascii"))
+                for path in sorted(folder.glob(pattern))
+                if path.is_file()
+            ]
         return self._binary_cache[key]
 
     def render(self, loaded: LoadedBlueprint) -> Rendering:
@@ -144,11 +168,24 @@ class Renderer:
         namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
         expose_tcp = tcp_exposed(bp.tls.mode)
         endpoints = {
-            f"{c}/{e.name}": ResolvedEndpoint(c, namespaces[c], e.name, e.workload, e.port, e.description,
-                                              e.public and (e.protocol == "http" or expose_tcp), e.host,
-                                              e.path, e.writes_need_token, e.protocol, e.reads_need_token,
-                                              e.public_port, e.scheme)
-            for c, chart in charts.items() for e in chart.meta.endpoints
+            f"{c}/{e.name}": ResolvedEndpoint(
+                c,
+                namespaces[c],
+                e.name,
+                e.workload,
+                e.port,
+                e.description,
+                e.public and (e.protocol == "http" or expose_tcp),
+                e.host,
+                e.path,
+                e.writes_need_token,
+                e.protocol,
+                e.reads_need_token,
+                e.public_port,
+                e.scheme,
+            )
+            for c, chart in charts.items()
+            for e in chart.meta.endpoints
         }
         _check_public_ports(endpoints.values())
         metrics = scrape_targets(charts, namespaces, bp.budget.profile)
@@ -156,9 +193,16 @@ class Renderer:
         shared = {
             "scheme": scheme,
             "public_url": lambda host, path="/": f"{scheme}://{host}.{bp.domain}{path}",
-            "blueprint": bp, "city": bp.city, "domain": bp.domain, "environment": bp.environment,
-            "profile": bp.budget.profile, "tls": bp.tls, "namespaces": namespaces,
-            "enabled": sorted(charts), "endpoints": endpoints, "metrics_targets": metrics,
+            "blueprint": bp,
+            "city": bp.city,
+            "domain": bp.domain,
+            "environment": bp.environment,
+            "profile": bp.budget.profile,
+            "tls": bp.tls,
+            "namespaces": namespaces,
+            "enabled": sorted(charts),
+            "endpoints": endpoints,
+            "metrics_targets": metrics,
         }
         policies = network_policies(charts, namespaces, bp.tls.mode)
         services = metrics_services(metrics, bp.city.name)
@@ -169,8 +213,7 @@ class Renderer:
             own = self._chart_context(chart, component, namespaces[component], sections[component], mirror)
             context = dict(shared, **own)
             context.update(component_inputs(component, loaded))
-            generated = [_finish(obj, context)
-                         for obj in policies.get(component, []) + services.get(component, [])]
+            generated = [_finish(obj, context) for obj in policies.get(component, []) + services.get(component, [])]
             for obj in self._render_chart(chart, context) + generated:
                 owned.append((component, obj))
 
@@ -181,8 +224,7 @@ class Renderer:
 
         # The foundation (namespaces, quotas) is sized from what the components turned out to need.
         foundation = self.chart_for(FOUNDATION, "default")
-        context = dict(shared, **self._chart_context(foundation, FOUNDATION, None, None, mirror),
-                       footprints=footprints)
+        context = dict(shared, **self._chart_context(foundation, FOUNDATION, None, None, mirror), footprints=footprints)
         foundation_objects = self._render_chart(foundation, context)
         matched |= apply_overrides(loaded, foundation_objects, skip=matched)
         unmatched_overrides(loaded, matched)
@@ -197,16 +239,18 @@ class Renderer:
         return Rendering(loaded, stacks, charts, footprints, endpoints, mirror)
 
     @staticmethod
-    def _chart_context(chart: Chart, component: str, namespace: str | None, section: Any,
-                       mirror: Mirror | None) -> dict:
+    def _chart_context(
+        chart: Chart, component: str, namespace: str | None, section: Any, mirror: Mirror | None
+    ) -> dict:
         """`images` are the references the templates write, already renamed to the mirror if any."""
         return {
             "chart": chart.meta,
             "component": component,
             "namespace": namespace,
             "options": getattr(section, "options", None),
-            "images": {name: mirror.rename(image.ref) if mirror else image.ref
-                       for name, image in chart.meta.images.items()},
+            "images": {
+                name: mirror.rename(image.ref) if mirror else image.ref for name, image in chart.meta.images.items()
+            },
             "image_digests": {name: bool(image.digest) for name, image in chart.meta.images.items()},
         }
 
@@ -291,8 +335,10 @@ def _check_public_ports(endpoints) -> None:
         if e.public and e.protocol == "tcp":
             if e.public_port in seen:
                 other = seen[e.public_port]
-                raise ChartError(f"public port {e.public_port} is claimed by {other.component}/{other.name} and "
-                                 f"{e.component}/{e.name}; give one of them another `public_port` in its chart.yaml")
+                raise ChartError(
+                    f"public port {e.public_port} is claimed by {other.component}/{other.name} and "
+                    f"{e.component}/{e.name}; give one of them another `public_port` in its chart.yaml"
+                )
             seen[e.public_port] = e
 
 

@@ -30,7 +30,7 @@ class ScrapeTarget:
     port: int
     path: str
     replicas: int  # pods the blueprint's profile runs; the alert rules expect that many to answer
-    job: str       # Prometheus job name, unique over the platform
+    job: str  # Prometheus job name, unique over the platform
 
     @property
     def service(self) -> str:
@@ -53,8 +53,9 @@ def scrape_targets(charts: dict[str, Chart], namespaces: dict[str, str], profile
         if per_workload[(component, metric.workload)] > 1:
             job += f":{metric.port}"
         replicas = chart.meta.workloads[metric.workload][profile].replicas
-        targets.append(ScrapeTarget(component, namespaces[component], metric.workload, metric.port,
-                                    metric.path, replicas, job))
+        targets.append(
+            ScrapeTarget(component, namespaces[component], metric.workload, metric.port, metric.path, replicas, job)
+        )
     return targets
 
 
@@ -70,16 +71,19 @@ def metrics_services(targets: list[ScrapeTarget], city: str) -> dict[str, list[d
         ports[(t.component, t.namespace, t.service, t.workload)].add(t.port)
     out: dict[str, list[dict]] = defaultdict(list)
     for (component, namespace, service, workload), numbers in ports.items():
-        out[component].append({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": service, "namespace": namespace},
-            "spec": {
-                "clusterIP": "None",
-                "publishNotReadyAddresses": True,
-                "selector": {NAME_LABEL: workload, INSTANCE_LABEL: city},
-                "ports": [{"name": f"metrics-{p}", "port": p, "targetPort": p, "protocol": "TCP"}
-                          for p in sorted(numbers)],
-            },
-        })
+        out[component].append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": service, "namespace": namespace},
+                "spec": {
+                    "clusterIP": "None",
+                    "publishNotReadyAddresses": True,
+                    "selector": {NAME_LABEL: workload, INSTANCE_LABEL: city},
+                    "ports": [
+                        {"name": f"metrics-{p}", "port": p, "targetPort": p, "protocol": "TCP"} for p in sorted(numbers)
+                    ],
+                },
+            }
+        )
     return out

@@ -43,16 +43,25 @@ class ClusterConnection:
         from kubernetes.config.config_exception import ConfigException
 
         try:
-            return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context,
-                                                 persist_config=False)
+            return config.new_client_from_config(
+                config_file=str(self.kubeconfig), context=self.context, persist_config=False
+            )
         except (ConfigException, OSError) as exc:
-            raise ClusterError(f"cannot use kubeconfig {self.kubeconfig}"
-                               f"{f' context {self.context}' if self.context else ''}: {exc}") from exc
+            raise ClusterError(
+                f"cannot use kubeconfig {self.kubeconfig}{f' context {self.context}' if self.context else ''}: {exc}"
+            ) from exc
 
 
-def resolve(cluster: Cluster | None, *, kubeconfig: Path | None = None, context: str | None = None,
-            sim_name: str = "mims", create_sim: bool = False, sim_node: tuple[str, str] | None = None,
-            progress: Progress = SILENT) -> ClusterConnection:
+def resolve(
+    cluster: Cluster | None,
+    *,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    sim_name: str = "mims",
+    create_sim: bool = False,
+    sim_node: tuple[str, str] | None = None,
+    progress: Progress = SILENT,
+) -> ClusterConnection:
     """`--kubeconfig`/`--context` win over the blueprint's `cluster` section; without either, the
     blueprint's target decides (a simulated cluster when there is no section). `create_sim` starts
     the simulated or kind cluster when it is not running, else its absence is an error; a new
@@ -81,8 +90,9 @@ def resolve(cluster: Cluster | None, *, kubeconfig: Path | None = None, context:
         if state == "missing":
             raise ClusterError(f"no simulated cluster `{sim_name}`; run `mims cluster create --sim`")
         if state != "running":
-            raise ClusterError(f"simulated cluster `{sim_name}` is {state}; run `mims cluster create --sim` "
-                               f"to start it again")
+            raise ClusterError(
+                f"simulated cluster `{sim_name}` is {state}; run `mims cluster create --sim` to start it again"
+            )
     return ClusterConnection("sim", sim_name, sim.kubeconfig)
 
 

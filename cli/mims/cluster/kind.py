@@ -28,8 +28,13 @@ class KindStatus:
     context: str
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "exists": self.exists, "nodes": self.nodes,
-                "kubeconfig": str(self.kubeconfig), "context": self.context}
+        return {
+            "name": self.name,
+            "exists": self.exists,
+            "nodes": self.nodes,
+            "kubeconfig": str(self.kubeconfig),
+            "context": self.context,
+        }
 
 
 class KindCluster:
@@ -48,8 +53,10 @@ class KindCluster:
         else:
             progress.say(f"creating kind cluster `{self.name}` (the first run pulls the node image)")
             self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-            self._run(["create", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig),
-                       "--wait", CREATE_WAIT], progress)
+            self._run(
+                ["create", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig), "--wait", CREATE_WAIT],
+                progress,
+            )
         self.write_kubeconfig()
         return self.status()
 
@@ -81,8 +88,9 @@ class KindCluster:
             output, lines = done.stdout, done.stderr.splitlines()
             code = done.returncode
         else:
-            process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, errors="replace")
+            process = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+            )
             assert process.stdout is not None
             lines = []
             for line in process.stdout:
@@ -105,6 +113,7 @@ def _kind() -> tuple[str, dict[str, str]]:
         env.setdefault("KIND_EXPERIMENTAL_PROVIDER", "podman")
     kind = shutil.which("kind")
     if not kind:
-        raise ClusterError("kind is not on PATH; install it (https://kind.sigs.k8s.io) or use "
-                           "`mims cluster create --sim`")
+        raise ClusterError(
+            "kind is not on PATH; install it (https://kind.sigs.k8s.io) or use `mims cluster create --sim`"
+        )
     return kind, env

@@ -56,10 +56,12 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 # The volume stages provision PVCs of this class only; as the default class it is filled into every
 # PVC without a storageClassName (the charts set none).
 STORAGE_CLASS = {
-    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-    "metadata": {"name": "kwok-volume",
-                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-    "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "kwok-volume", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "kwok.x-k8s.io/volume",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
 }
 
 # Children started by this process, so they are reaped (not left as zombies) when they stop.
@@ -124,8 +126,7 @@ class SimCluster:
     # ----------------------------------------------------------------------------------------------
     # Lifecycle
 
-    def create(self, *, cpu: str | None = None, memory: str | None = None,
-               progress: Progress = SILENT) -> SimStatus:
+    def create(self, *, cpu: str | None = None, memory: str | None = None, progress: Progress = SILENT) -> SimStatus:
         """Starts the cluster and returns when a pod could be created: the node is Ready and the
         `default` ServiceAccount exists. A running cluster is returned as it is; a stopped one is
         restarted on its data. `cpu` and `memory` size the node of a new cluster."""
@@ -135,8 +136,10 @@ class SimCluster:
             state = self._read_state()
             if self._pki.is_dir() and state.get("node"):
                 if (cpu or memory) and state["node"] != node:
-                    progress.say(f"the node keeps the size it was created with ({state['node']['cpu']} CPU, "
-                        f"{state['node']['memory']})")
+                    progress.say(
+                        f"the node keeps the size it was created with ({state['node']['cpu']} CPU, "
+                        f"{state['node']['memory']})"
+                    )
                 node = state["node"]
             alive = self._alive(state)
             if len(alive) == len(COMPONENTS) and self._api(state).ready():
@@ -184,9 +187,15 @@ class SimCluster:
         for name in COMPONENTS:
             entry = state.get("processes", {}).get(name)
             running = bool(entry) and _is_running(entry["pid"], entry["binary"])
-            processes.append(ProcessStatus(name, entry["pid"] if entry else None, running,
-                                           _rss_mib(entry["pid"]) if running else None,
-                                           self.logs / f"{name}.log"))
+            processes.append(
+                ProcessStatus(
+                    name,
+                    entry["pid"] if entry else None,
+                    running,
+                    _rss_mib(entry["pid"]) if running else None,
+                    self.logs / f"{name}.log",
+                )
+            )
         up = sum(p.running for p in processes)
         kind: SimState
         if not self.dir.exists():
@@ -202,10 +211,17 @@ class SimCluster:
         rss = [p.rss_mib for p in processes if p.rss_mib is not None]
         node = state.get("node") or {}
         return SimStatus(
-            name=self.name, directory=self.dir, state=kind, kubeconfig=self.kubeconfig,
-            api_url=state.get("api_url") if up else None, node_cpu=node.get("cpu"),
-            node_memory=node.get("memory"), nodes=nodes, rss_mib=round(sum(rss), 1) if rss else None,
-            processes=tuple(processes))
+            name=self.name,
+            directory=self.dir,
+            state=kind,
+            kubeconfig=self.kubeconfig,
+            api_url=state.get("api_url") if up else None,
+            node_cpu=node.get("cpu"),
+            node_memory=node.get("memory"),
+            nodes=nodes,
+            rss_mib=round(sum(rss), 1) if rss else None,
+            processes=tuple(processes),
+        )
 
     # ----------------------------------------------------------------------------------------------
     # Starting
@@ -219,26 +235,45 @@ class SimCluster:
         self._write_kubeconfig(self.kubeconfig, api_url, "admin")
         for user in ("controller-manager", "scheduler", "kwok"):
             self._write_kubeconfig(kubeconfigs / f"{user}.kubeconfig", api_url, user)
-        state: dict[str, Any] = {"name": self.name, "api_url": api_url, "node": node, "processes": {},
-                                 "ports": {"etcd-client": etcd_client, "etcd-peer": etcd_peer,
-                                           "kube-apiserver": api_port, "kwok": kwok_port}}
+        state: dict[str, Any] = {
+            "name": self.name,
+            "api_url": api_url,
+            "node": node,
+            "processes": {},
+            "ports": {
+                "etcd-client": etcd_client,
+                "etcd-peer": etcd_peer,
+                "kube-apiserver": api_port,
+                "kwok": kwok_port,
+            },
+        }
         self._write_state(state)
         p, k8s = self._pki, tools["kubernetes"]
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_client}", f"http://127.0.0.1:{etcd_peer}"
         cm, sched = kubeconfigs / "controller-manager.kubeconfig", kubeconfigs / "scheduler.kubeconfig"
         commands = {
             "etcd": [
-                tools["etcd"]["etcd"], "--name=node0", f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+                tools["etcd"]["etcd"],
+                "--name=node0",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
                 f"--initial-cluster=node0={peer_url}",
-                "--auto-compaction-retention=1", "--quota-backend-bytes=2147483648",
+                "--auto-compaction-retention=1",
+                "--quota-backend-bytes=2147483648",
                 "--unsafe-no-fsync=true",  # throw-away data; fsync stalls on VM disks slow every write
-                "--log-level=warn"],
+                "--log-level=warn",
+            ],
             "kube-apiserver": [
-                k8s["kube-apiserver"], f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
-                f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
+                k8s["kube-apiserver"],
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
                 f"--client-ca-file={p / 'ca.crt'}",
                 f"--service-account-key-file={p / 'sa.pub'}",
                 f"--service-account-signing-key-file={p / 'sa.key'}",
@@ -249,28 +284,53 @@ class SimCluster:
                 # 127.0.0.1 may not be an Endpoints address, and nothing here dials the `kubernetes`
                 # Service; without this the apiserver logs an error every few seconds.
                 "--endpoint-reconciler-type=none",
-                "--profiling=false", "--v=1"],
+                "--profiling=false",
+                "--v=1",
+            ],
             "kube-controller-manager": [
-                k8s["kube-controller-manager"], f"--kubeconfig={cm}",
-                f"--authentication-kubeconfig={cm}", f"--authorization-kubeconfig={cm}",
-                "--bind-address=127.0.0.1", "--secure-port=0",
+                k8s["kube-controller-manager"],
+                f"--kubeconfig={cm}",
+                f"--authentication-kubeconfig={cm}",
+                f"--authorization-kubeconfig={cm}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
                 "--leader-elect=false",  # one instance; saves the lease wait on restart
                 "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={p / 'sa.key'}", f"--root-ca-file={p / 'ca.crt'}",
-                f"--cluster-signing-cert-file={p / 'ca.crt'}", f"--cluster-signing-key-file={p / 'ca.key'}",
+                f"--service-account-private-key-file={p / 'sa.key'}",
+                f"--root-ca-file={p / 'ca.crt'}",
+                f"--cluster-signing-cert-file={p / 'ca.crt'}",
+                f"--cluster-signing-key-file={p / 'ca.key'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--controllers=*,-nodeipam", "--kube-api-qps=100", "--kube-api-burst=200", "--v=1"],
+                "--controllers=*,-nodeipam",
+                "--kube-api-qps=100",
+                "--kube-api-burst=200",
+                "--v=1",
+            ],
             "kube-scheduler": [
-                k8s["kube-scheduler"], f"--kubeconfig={sched}",
-                f"--authentication-kubeconfig={sched}", f"--authorization-kubeconfig={sched}",
-                "--bind-address=127.0.0.1", "--secure-port=0", "--leader-elect=false",
-                "--kube-api-qps=100", "--kube-api-burst=200", "--v=1"],
+                k8s["kube-scheduler"],
+                f"--kubeconfig={sched}",
+                f"--authentication-kubeconfig={sched}",
+                f"--authorization-kubeconfig={sched}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                "--leader-elect=false",
+                "--kube-api-qps=100",
+                "--kube-api-burst=200",
+                "--v=1",
+            ],
             "kwok": [
-                tools["kwok"]["kwok"], f"--kubeconfig={kubeconfigs / 'kwok.kubeconfig'}", f"--config={STAGES}",
-                "--manage-all-nodes=true", "--node-ip=127.0.0.1", f"--node-port={kwok_port}",
+                tools["kwok"]["kwok"],
+                f"--kubeconfig={kubeconfigs / 'kwok.kubeconfig'}",
+                f"--config={STAGES}",
+                "--manage-all-nodes=true",
+                "--node-ip=127.0.0.1",
+                f"--node-port={kwok_port}",
                 f"--server-address=127.0.0.1:{kwok_port}",
-                f"--tls-cert-file={p / 'kwok.crt'}", f"--tls-private-key-file={p / 'kwok.key'}",
-                "--node-lease-duration-seconds=40", "--v=WARN"],
+                f"--tls-cert-file={p / 'kwok.crt'}",
+                f"--tls-private-key-file={p / 'kwok.key'}",
+                "--node-lease-duration-seconds=40",
+                "--v=WARN",
+            ],
         }
         api = self._api(state)
         started = time.monotonic()
@@ -278,29 +338,46 @@ class SimCluster:
         for name in ("etcd", "kube-apiserver"):
             self._spawn(name, commands[name], state)
         self._wait("the API server to be ready (/readyz)", "kube-apiserver", state, api.ready)
-        progress.say(f"API server ready at {api_url} after {time.monotonic() - started:.1f} s; "
-            "starting controller-manager, scheduler and kwok")
+        progress.say(
+            f"API server ready at {api_url} after {time.monotonic() - started:.1f} s; "
+            "starting controller-manager, scheduler and kwok"
+        )
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             self._spawn(name, commands[name], state)
         api.ensure("/apis/storage.k8s.io/v1/storageclasses", STORAGE_CLASS)
         api.ensure("/api/v1/nodes", _node(node, k8s.version))
-        self._wait(f"node {NODE_NAME} to be Ready", "kwok", state,
-                   lambda: _condition(api.get(f"/api/v1/nodes/{NODE_NAME}")[1], "Ready"))
-        self._wait("the `default` ServiceAccount", "kube-controller-manager", state,
-                   lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200)
-        progress.say(f"simulated cluster `{self.name}` ready after {time.monotonic() - started:.1f} s "
-            f"(node {NODE_NAME}: {node['cpu']} CPU, {node['memory']})")
+        self._wait(
+            f"node {NODE_NAME} to be Ready",
+            "kwok",
+            state,
+            lambda: _condition(api.get(f"/api/v1/nodes/{NODE_NAME}")[1], "Ready"),
+        )
+        self._wait(
+            "the `default` ServiceAccount",
+            "kube-controller-manager",
+            state,
+            lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+        )
+        progress.say(
+            f"simulated cluster `{self.name}` ready after {time.monotonic() - started:.1f} s "
+            f"(node {NODE_NAME}: {node['cpu']} CPU, {node['memory']})"
+        )
 
     def _spawn(self, name: str, argv: list, state: dict) -> None:
         argv = [str(a) for a in argv]
         log_path = self.logs / f"{name}.log"
         with log_path.open("ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} mims starts: "
-                      f"{' '.join(argv)}\n".encode())
+            log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} mims starts: {' '.join(argv)}\n".encode())
             log.flush()
             try:
-                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         cwd=self.dir, start_new_session=True)
+                child = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.dir,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 raise ClusterError(f"simulated cluster `{self.name}`: cannot start {name} ({argv[0]}): {exc}") from exc
         _children[child.pid] = child
@@ -331,24 +408,34 @@ class SimCluster:
         except OSError:
             lines = []
         tail = "".join(f"\n  {line}" for line in lines)
-        return ClusterError(f"simulated cluster `{self.name}`: {what}; {component} log {log}"
-                            + (f" ends with:{tail}" if tail else " is empty"))
+        return ClusterError(
+            f"simulated cluster `{self.name}`: {what}; {component} log {log}"
+            + (f" ends with:{tail}" if tail else " is empty")
+        )
 
     # ----------------------------------------------------------------------------------------------
     # Files
 
     def _write_kubeconfig(self, path: Path, server: str, user: str) -> None:
         """Certificates inline, so the admin kubeconfig still works when copied elsewhere."""
+
         def data(file: str) -> str:
             return base64.b64encode((self._pki / file).read_bytes()).decode()
 
         context = f"mims-{self.name}"
         doc = {
-            "apiVersion": "v1", "kind": "Config", "current-context": context,
-            "clusters": [{"name": context, "cluster": {
-                "server": server, "certificate-authority-data": data("ca.crt")}}],
-            "users": [{"name": f"{context}-{user}", "user": {
-                "client-certificate-data": data(f"{user}.crt"), "client-key-data": data(f"{user}.key")}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+            "clusters": [
+                {"name": context, "cluster": {"server": server, "certificate-authority-data": data("ca.crt")}}
+            ],
+            "users": [
+                {
+                    "name": f"{context}-{user}",
+                    "user": {"client-certificate-data": data(f"{user}.crt"), "client-key-data": data(f"{user}.key")},
+                }
+            ],
             "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-{user}"}}],
         }
         pki.write_private(path, yaml.safe_dump(doc, sort_keys=False).encode())
@@ -365,8 +452,11 @@ class SimCluster:
         os.replace(partial, self._state_file)
 
     def _alive(self, state: dict) -> dict[str, dict]:
-        return {name: entry for name, entry in state.get("processes", {}).items()
-                if _is_running(entry["pid"], entry["binary"])}
+        return {
+            name: entry
+            for name, entry in state.get("processes", {}).items()
+            if _is_running(entry["pid"], entry["binary"])
+        }
 
     def _api(self, state: dict) -> _Api:
         return _Api(state.get("api_url", ""), self._pki)
@@ -409,16 +499,16 @@ class _Api:
         code, body = self._call("POST", collection, obj, 10)
         if code not in (201, 409):
             message = body.get("message") if isinstance(body, dict) else body
-            raise ClusterError(f"creating {obj['kind']} {obj['metadata']['name']} failed "
-                               f"(HTTP {code}): {message}")
+            raise ClusterError(f"creating {obj['kind']} {obj['metadata']['name']} failed (HTTP {code}): {message}")
 
     def _call(self, method: str, path: str, obj: dict | None, timeout: float) -> tuple[int, Any]:
         if self._context is None:
             self._context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
             self._context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
         data = None if obj is None else json.dumps(obj).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
+        )
         try:
             with urllib.request.urlopen(request, context=self._context, timeout=timeout) as response:
                 return response.status, _decode(response.read())
@@ -441,15 +531,29 @@ def _node(size: dict[str, str], kubernetes_version: str) -> dict:
     """kwok creates no Node (kwokctl does); no taint, so unmodified charts schedule on it."""
     resources = {"cpu": size["cpu"], "memory": size["memory"], "pods": "110", "ephemeral-storage": "100Gi"}
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": NODE_NAME,
-                     "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                     "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64", "type": "kwok"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
         "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]},
-        "status": {"allocatable": resources, "capacity": resources,
-                   "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
-                                "kubeletVersion": f"v{kubernetes_version}", "containerRuntimeVersion": "kwok"}},
+        "status": {
+            "allocatable": resources,
+            "capacity": resources,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": f"v{kubernetes_version}",
+                "containerRuntimeVersion": "kwok",
+            },
+        },
     }
 
 

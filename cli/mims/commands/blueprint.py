@@ -43,13 +43,26 @@ def init(
     if missing and not interactive():
         flags = ", ".join("--" + k.replace("_", "-") for k in missing)
         raise UsageError(f"missing {flags} (no terminal to ask on)")
-    prompts = {"city": "City short name (lowercase, e.g. alderbrook)", "display_name": "City display name",
-               "country": "Country code (e.g. NL)", "domain": "Domain for the APIs (e.g. data.alderbrook.example)"}
+    prompts = {
+        "city": "City short name (lowercase, e.g. alderbrook)",
+        "display_name": "City display name",
+        "country": "Country code (e.g. NL)",
+        "domain": "Domain for the APIs (e.g. data.alderbrook.example)",
+    }
     for key in missing:
         answers[key] = typer.prompt(prompts[key])
-    write_starter(path, StarterAnswers(name=answers["city"], display_name=answers["display_name"],
-                                       country=answers["country"], domain=answers["domain"],
-                                       profile=profile, broker=broker), force=force)
+    write_starter(
+        path,
+        StarterAnswers(
+            name=answers["city"],
+            display_name=answers["display_name"],
+            country=answers["country"],
+            domain=answers["domain"],
+            profile=profile,
+            broker=broker,
+        ),
+        force=force,
+    )
     progress_lines(quiet).say(f"wrote {path}; next: mims validate {path}")
 
 
@@ -70,8 +83,22 @@ def validate(
     if not cost.within_cap:
         err.print(f"warning: {over_cap_message(cost)}", markup=False)
     result = summary(rendering)
-    show(fmt, data=lambda: {"valid": True} | result | {"budget": {
-        "hosting": cost.sheet.id, "first_year_total": round(cost.first_year_total, 2),
-        "cap": cost.cap, "within_cap": cost.within_cap}},
-        table=lambda: [f"{blueprint}: valid ({len(rendering.charts)} components, {result['objects']} objects "
-                       f"in {len(rendering.stacks)} stacks)"])
+    show(
+        fmt,
+        data=lambda: (
+            {"valid": True}
+            | result
+            | {
+                "budget": {
+                    "hosting": cost.sheet.id,
+                    "first_year_total": round(cost.first_year_total, 2),
+                    "cap": cost.cap,
+                    "within_cap": cost.within_cap,
+                }
+            }
+        ),
+        table=lambda: [
+            f"{blueprint}: valid ({len(rendering.charts)} components, {result['objects']} objects "
+            f"in {len(rendering.stacks)} stacks)"
+        ],
+    )

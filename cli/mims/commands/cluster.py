@@ -21,8 +21,9 @@ StatusJson = Annotated[bool, json_flag("the status")]
 
 
 def register(app: typer.Typer) -> None:
-    cluster_app = typer.Typer(help="Create, inspect, stop and delete the simulated or kind cluster mims "
-                                   "deploys to.", no_args_is_help=True)
+    cluster_app = typer.Typer(
+        help="Create, inspect, stop and delete the simulated or kind cluster mims deploys to.", no_args_is_help=True
+    )
     cluster_app.command("create")(create)
     cluster_app.command("status")(status)
     cluster_app.command("stop")(stop)
@@ -31,8 +32,11 @@ def register(app: typer.Typer) -> None:
 
 
 def create(
-    sim: bool = typer.Option(False, "--sim", help="A simulated cluster: real API server, kwok instead of "
-                                                 "kubelets, pods never run (the default)."),
+    sim: bool = typer.Option(
+        False,
+        "--sim",
+        help="A simulated cluster: real API server, kwok instead of kubelets, pods never run (the default).",
+    ),
     kind: bool = typer.Option(False, "--kind", help="A kind cluster (needs kind and Docker or Podman)."),
     name: ClusterName = "mims",
     cpu: str = typer.Option(None, "--cpu", help="CPUs of a new simulated cluster's node [default: 4]."),
@@ -53,9 +57,14 @@ def create(
     else:
         result = SimCluster(name).create(cpu=cpu, memory=memory, progress=progress)
     seconds = round(time.monotonic() - started, 1)
-    show(fmt, data=lambda: _as_dict(result) | {"seconds": seconds},
-         table=lambda: [*_lines(result),
-                        f"use it:      export KUBECONFIG={result.kubeconfig}   (then: kubectl get nodes)"])
+    show(
+        fmt,
+        data=lambda: _as_dict(result) | {"seconds": seconds},
+        table=lambda: [
+            *_lines(result),
+            f"use it:      export KUBECONFIG={result.kubeconfig}   (then: kubectl get nodes)",
+        ],
+    )
 
 
 def status(
@@ -112,8 +121,10 @@ def _lines(result: SimStatus | KindStatus) -> Iterator[str]:
         if not result.exists:
             yield f"kind cluster `{result.name}`: not created (mims cluster create --kind)"
             return
-        yield (f"kind cluster `{result.name}`: {result.nodes} node{'s' if result.nodes != 1 else ''}, "
-               f"context {result.context}")
+        yield (
+            f"kind cluster `{result.name}`: {result.nodes} node{'s' if result.nodes != 1 else ''}, "
+            f"context {result.context}"
+        )
         yield f"kubeconfig:  {result.kubeconfig}"
         return
     if result.state == "missing":

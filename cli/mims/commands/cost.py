@@ -36,11 +36,15 @@ def cost(
     blueprint: Blueprint,
     as_json: Json = False,
     as_markdown: Markdown = False,
-    compare: str = typer.Option(None, "--compare", metavar="OPTIONS",
-                                help="Hosting options side by side, comma-separated (hetzner,ovh,scaleway,"
-                                     "ionos,aws,on-premises), or `all`."),
-    chart: Path = typer.Option(None, "--chart", metavar="FILE",
-                               help="Also write a bar chart: FILE.svg, or FILE.png (needs mims[cost-chart])."),
+    compare: str = typer.Option(
+        None,
+        "--compare",
+        metavar="OPTIONS",
+        help="Hosting options side by side, comma-separated (hetzner,ovh,scaleway,ionos,aws,on-premises), or `all`.",
+    ),
+    chart: Path = typer.Option(
+        None, "--chart", metavar="FILE", help="Also write a bar chart: FILE.svg, or FILE.png (needs mims[cost-chart])."
+    ),
     quiet: Quiet = False,
 ) -> None:
     """Estimate the platform's cost: nodes, control plane, load balancers, storage, backups, egress,
@@ -56,12 +60,20 @@ def cost(
     if compare is None:
         result = estimate(rendering, sheets=sheets)
         results = [result]
-        view = _View(data=lambda: as_dict(result), table=lambda: _estimate_tables(result),
-                     markdown=lambda: markdown(result), chart=lambda: single_chart(result, display_name))
+        view = _View(
+            data=lambda: as_dict(result),
+            table=lambda: _estimate_tables(result),
+            markdown=lambda: markdown(result),
+            chart=lambda: single_chart(result, display_name),
+        )
     else:
         results = [estimate(rendering, hosting=name, sheets=sheets) for name in _options(compare, sheets)]
-        view = _View(data=lambda: [as_dict(r) for r in results], table=lambda: _comparison_tables(results),
-                     markdown=lambda: compare_markdown(results), chart=lambda: compare_chart(results, display_name))
+        view = _View(
+            data=lambda: [as_dict(r) for r in results],
+            table=lambda: _comparison_tables(results),
+            markdown=lambda: compare_markdown(results),
+            chart=lambda: compare_chart(results, display_name),
+        )
     for warning in dict.fromkeys(w for r in results for w in r.warnings):
         err.print(f"warning: {warning}", markup=False)
     show(fmt, data=view.data, table=view.table, markdown=view.markdown)
@@ -86,15 +98,19 @@ def _options(compare: str, sheets: dict[str, Sheet]) -> list[str]:
         return sorted(sheets, key=lambda n: (KIND_ORDER.get(sheets[n].kind, 9), n))
     unknown = [n for n in names if n not in sheets]
     if unknown or not names:
-        raise UsageError(f"--compare: no price sheet `{unknown[0] if unknown else compare}`; choose from "
-                         f"{', '.join(sorted(sheets))}, or `all`")
+        raise UsageError(
+            f"--compare: no price sheet `{unknown[0] if unknown else compare}`; choose from "
+            f"{', '.join(sorted(sheets))}, or `all`"
+        )
     return list(dict.fromkeys(names))
 
 
 def _estimate_tables(e: Estimate) -> Iterator[RenderableType]:
     years = e.horizon_years
-    yield (f"{e.city} on {e.sheet.name} (price sheet `{e.sheet.id}`, oldest price "
-           f"{e.sheet.date.isoformat()}); amounts in EUR")
+    yield (
+        f"{e.city} on {e.sheet.name} (price sheet `{e.sheet.id}`, oldest price "
+        f"{e.sheet.date.isoformat()}); amounts in EUR"
+    )
     yield f"nodes: {nodes_text(e)}"
     table = new_table("category", "item", "first year", f"{years} years", title="By category")
     for column in table.columns[2:]:
@@ -102,20 +118,39 @@ def _estimate_tables(e: Estimate) -> Iterator[RenderableType]:
     for line in e.lines:
         table.add_row(line.category, line.item, eur(line.first_year), eur(line.over(years)))
     table.add_section()
-    table.add_row("infrastructure", "", eur(e.infrastructure_per_year),
-                  eur(sum(line.over(years) for line in e.lines if line.infrastructure)))
+    table.add_row(
+        "infrastructure",
+        "",
+        eur(e.infrastructure_per_year),
+        eur(sum(line.over(years) for line in e.lines if line.infrastructure)),
+    )
     table.add_row("total", "", eur(e.first_year_total), eur(e.horizon_total), style="bold")
     yield table
-    table = new_table("component", "pods", "CPU req", "mem GiB", "disk GiB", "share", "infra/yr",
-                   title="By component (share of the requests; infrastructure: its own volumes and load "
-                         "balancers plus its share of the rest)")
+    table = new_table(
+        "component",
+        "pods",
+        "CPU req",
+        "mem GiB",
+        "disk GiB",
+        "share",
+        "infra/yr",
+        title="By component (share of the requests; infrastructure: its own volumes and load "
+        "balancers plus its share of the rest)",
+    )
     for column in table.columns:
         column.no_wrap = True
     for column in table.columns[1:]:
         column.justify = "right"
     for c in e.components:
-        table.add_row(c.name, str(c.pods), f"{c.cpu_request_m / 1000:g}", f"{c.memory_request / GIB:.2f}",
-                      f"{c.storage / GIB:g}", f"{c.share:.1%}", eur(c.infrastructure_per_year))
+        table.add_row(
+            c.name,
+            str(c.pods),
+            f"{c.cpu_request_m / 1000:g}",
+            f"{c.memory_request / GIB:.2f}",
+            f"{c.storage / GIB:g}",
+            f"{c.share:.1%}",
+            eur(c.infrastructure_per_year),
+        )
     yield table
     table = new_table("component", "software", "licence", title="Software licences (no licence fees)")
     for c in e.components:
@@ -127,17 +162,31 @@ def _estimate_tables(e: Estimate) -> Iterator[RenderableType]:
 
 def _comparison_tables(results: list[Estimate]) -> Iterator[RenderableType]:
     first = results[0]
-    table = new_table("hosting", "nodes", "infra/yr", "year 1", f"{first.horizon_years} years", "cap", "prices",
-                   title=f"{first.city}: cost by hosting option in EUR (first-year cap {first.cap:,}; staff "
-                         f"{first.staff_first_year:,.0f} in the first year on every option)")
+    table = new_table(
+        "hosting",
+        "nodes",
+        "infra/yr",
+        "year 1",
+        f"{first.horizon_years} years",
+        "cap",
+        "prices",
+        title=f"{first.city}: cost by hosting option in EUR (first-year cap {first.cap:,}; staff "
+        f"{first.staff_first_year:,.0f} in the first year on every option)",
+    )
     for column in table.columns:
         column.no_wrap = True
     for column in table.columns[2:5]:
         column.justify = "right"
     for e in results:
-        table.add_row(e.sheet.id, f"{e.node_count} x {e.node_type.name}", f"{e.infrastructure_per_year:,.0f}",
-                      f"{e.first_year_total:,.0f}", f"{e.horizon_total:,.0f}", "ok" if e.within_cap else "OVER",
-                      e.sheet.date.isoformat() + ("*" if e.stale_prices else ""))
+        table.add_row(
+            e.sheet.id,
+            f"{e.node_count} x {e.node_type.name}",
+            f"{e.infrastructure_per_year:,.0f}",
+            f"{e.first_year_total:,.0f}",
+            f"{e.horizon_total:,.0f}",
+            "ok" if e.within_cap else "OVER",
+            e.sheet.date.isoformat() + ("*" if e.stale_prices else ""),
+        )
     yield table
     if any(e.stale_prices for e in results):
         yield "* the sheet has a price older than a year (see the warnings)"

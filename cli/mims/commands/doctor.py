@@ -26,9 +26,11 @@ def doctor(as_json: Json = False) -> None:
     the passphrase source. Exits 4 when a required tool is missing and cannot be built here."""
     fmt = output_format(as_json)
     checks = core.run_checks()
-    show(fmt, data=lambda: {"ok": not any(c.state == "missing" for c in checks),
-                            "checks": [c.as_dict() for c in checks]},
-         table=lambda: _table(checks))
+    show(
+        fmt,
+        data=lambda: {"ok": not any(c.state == "missing" for c in checks), "checks": [c.as_dict() for c in checks]},
+        table=lambda: _table(checks),
+    )
     error = core.blocking_error(checks)
     if error is not None:
         raise error

@@ -36,9 +36,14 @@ def images(
     rendering = Renderer().render(load_blueprint(blueprint))
     listing = image_list(rendering)
     mirror = rendering.mirror.registry if rendering.mirror else None
-    show(fmt, data=lambda: {"mirror": mirror, "images": [entry.as_dict() for entry in listing]},
-         table=lambda: [_table(listing, mirror)])
-    progress_lines(quiet or fmt is Format.JSON).say(f"{len(listing)} images" + (f", mirrored to {mirror}" if mirror else ""))
+    show(
+        fmt,
+        data=lambda: {"mirror": mirror, "images": [entry.as_dict() for entry in listing]},
+        table=lambda: [_table(listing, mirror)],
+    )
+    progress_lines(quiet or fmt is Format.JSON).say(
+        f"{len(listing)} images" + (f", mirrored to {mirror}" if mirror else "")
+    )
 
 
 def _table(listing: list[ImageUse], mirror: str | None) -> Table:

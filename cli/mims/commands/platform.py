@@ -31,8 +31,9 @@ def plan(
     blueprint: Blueprint,
     as_json: Json = False,
     as_markdown: Markdown = False,
-    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
-                                           help="Exit 0 when nothing would change, 2 when something would."),
+    detailed_exitcode: bool = typer.Option(
+        False, "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would."
+    ),
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     allow_over_budget: AllowOverBudget = False,
@@ -40,14 +41,24 @@ def plan(
 ) -> None:
     """Preview every stack: what `mims up` would create, update, replace and delete."""
     fmt = output_format(as_json, as_markdown)
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context,
-                                 allow_over_budget=allow_over_budget,
-                                 progress=progress_lines(quiet or fmt is not Format.TABLE))
+    deployment = open_deployment(
+        blueprint,
+        kubeconfig=kubeconfig,
+        context=context,
+        allow_over_budget=allow_over_budget,
+        progress=progress_lines(quiet or fmt is not Format.TABLE),
+    )
     outcomes = deployment.engine.plan()
     changed = sum(o.changed for o in outcomes)
-    show(fmt, data=lambda: _plan_json(deployment, outcomes), markdown=lambda: _plan_markdown(deployment, outcomes),
-         table=lambda: [_changestable(outcomes, "Plan"),
-                        f"{changed} change{'s' if changed != 1 else ''}" if changed else "no changes"])
+    show(
+        fmt,
+        data=lambda: _plan_json(deployment, outcomes),
+        markdown=lambda: _plan_markdown(deployment, outcomes),
+        table=lambda: [
+            _changestable(outcomes, "Plan"),
+            f"{changed} change{'s' if changed != 1 else ''}" if changed else "no changes",
+        ],
+    )
     if detailed_exitcode and changed:
         raise typer.Exit(2)
 
@@ -65,9 +76,14 @@ def up(
     the simulated cluster when the blueprint targets one and it is not running."""
     fmt = output_format(as_json)
     _need_confirmation_source(yes)
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context,
-                                 allow_over_budget=allow_over_budget, create_cluster=True,
-                                 progress=progress_lines(quiet))
+    deployment = open_deployment(
+        blueprint,
+        kubeconfig=kubeconfig,
+        context=context,
+        allow_over_budget=allow_over_budget,
+        create_cluster=True,
+        progress=progress_lines(quiet),
+    )
     if not yes:
         outcomes = deployment.engine.plan()
         err.print(_changestable(outcomes, "Plan"))
@@ -76,8 +92,11 @@ def up(
         elif not typer.confirm("Deploy these changes?", default=False, err=True):
             raise typer.Abort()
     outcomes = deployment.engine.up()
-    show(fmt, data=lambda: _plan_json(deployment, outcomes) | {"endpoints": _endpoints(deployment)},
-         table=lambda: [_changestable(outcomes, "Changes"), _endpointstable(deployment)])
+    show(
+        fmt,
+        data=lambda: _plan_json(deployment, outcomes) | {"endpoints": _endpoints(deployment)},
+        table=lambda: [_changestable(outcomes, "Changes"), _endpointstable(deployment)],
+    )
 
 
 def status(
@@ -93,14 +112,19 @@ def status(
     states = deployment.engine.states()
     deployed = any(s.exists for s in states)
     workloads = deployment.workloads() if deployed else []
-    show(fmt, data=lambda: {
-        "blueprint": str(blueprint), "stack": deployment.engine.stack_name,
-        "cluster": {"kind": deployment.cluster.kind, "name": deployment.cluster.name},
-        "stacks": [vars(s) for s in states],
-        "workloads": [vars(w) for w in workloads],
-        "ready": deployed and all(w.ok for w in workloads),
-        "endpoints": _endpoints(deployment)},
-        table=lambda: _status_tables(deployment, states, workloads, f"not deployed; run `mims up {blueprint}`"))
+    show(
+        fmt,
+        data=lambda: {
+            "blueprint": str(blueprint),
+            "stack": deployment.engine.stack_name,
+            "cluster": {"kind": deployment.cluster.kind, "name": deployment.cluster.name},
+            "stacks": [vars(s) for s in states],
+            "workloads": [vars(w) for w in workloads],
+            "ready": deployed and all(w.ok for w in workloads),
+            "endpoints": _endpoints(deployment),
+        },
+        table=lambda: _status_tables(deployment, states, workloads, f"not deployed; run `mims up {blueprint}`"),
+    )
 
 
 def _status_tables(deployment: Deployment, states: list, workloads: list, hint: str) -> Iterator[RenderableType]:
@@ -123,8 +147,9 @@ def _status_tables(deployment: Deployment, states: list, workloads: list, hint: 
 def destroy(
     blueprint: Blueprint,
     yes: Yes = False,
-    purge_data: bool = typer.Option(False, "--purge-data",
-                                    help="Also delete the database volumes and the generated secrets."),
+    purge_data: bool = typer.Option(
+        False, "--purge-data", help="Also delete the database volumes and the generated secrets."
+    ),
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     quiet: Quiet = False,
@@ -132,16 +157,25 @@ def destroy(
     """Remove the platform, stacks in reverse dependency order. Database volumes (and the
     namespaces holding them) and the generated secrets are kept unless --purge-data."""
     _need_confirmation_source(yes)
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context,
-                                 progress=progress_lines(quiet))
+    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=progress_lines(quiet))
     if not yes:
         what = "everything, including the database volumes" if purge_data else "everything but the database volumes"
-        if not typer.confirm(f"Destroy {deployment.engine.stack_name} on {deployment.cluster.kind} cluster "
-                             f"`{deployment.cluster.name}` ({what})?", default=False, err=True):
+        if not typer.confirm(
+            f"Destroy {deployment.engine.stack_name} on {deployment.cluster.kind} cluster "
+            f"`{deployment.cluster.name}` ({what})?",
+            default=False,
+            err=True,
+        ):
             raise typer.Abort()
     outcomes = deployment.engine.destroy(purge_data=purge_data)
-    kept = [] if purge_data else ["kept: database volumes, their namespaces and the generated secrets "
-                                  "(`mims destroy --purge-data` removes them)"]
+    kept = (
+        []
+        if purge_data
+        else [
+            "kept: database volumes, their namespaces and the generated secrets "
+            "(`mims destroy --purge-data` removes them)"
+        ]
+    )
     show(Format.TABLE, table=lambda: [_changestable(outcomes, "Destroyed"), *kept])
 
 
@@ -156,21 +190,35 @@ def _endpoints(deployment: Deployment) -> list[dict]:
 
 def _plan_json(deployment: Deployment, outcomes: list[StackOutcome]) -> dict:
     return {
-        "blueprint": str(deployment.rendering.loaded.path), "stack": deployment.engine.stack_name,
+        "blueprint": str(deployment.rendering.loaded.path),
+        "stack": deployment.engine.stack_name,
         "cluster": {"kind": deployment.cluster.kind, "name": deployment.cluster.name},
-        "stacks": [{"name": o.name, **{k: o.changes.get(k, 0) for k in (*CHANGE_KINDS, "same")},
-                    "seconds": round(o.seconds, 2)} for o in outcomes],
+        "stacks": [
+            {
+                "name": o.name,
+                **{k: o.changes.get(k, 0) for k in (*CHANGE_KINDS, "same")},
+                "seconds": round(o.seconds, 2),
+            }
+            for o in outcomes
+        ],
         "changes": sum(o.changed for o in outcomes),
     }
 
 
 def _plan_markdown(deployment: Deployment, outcomes: list[StackOutcome]) -> str:
     changed = sum(o.changed for o in outcomes)
-    lines = [f"### mims plan: `{deployment.engine.stack_name}`", "",
-             f"{changed} change{'s' if changed != 1 else ''}" if changed else "No changes.", "",
-             "| stack | create | update | replace | delete | unchanged |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {o.name} | " + " | ".join(str(o.changes.get(k, 0)) for k in (*CHANGE_KINDS, "same")) + " |"
-              for o in outcomes]
+    lines = [
+        f"### mims plan: `{deployment.engine.stack_name}`",
+        "",
+        f"{changed} change{'s' if changed != 1 else ''}" if changed else "No changes.",
+        "",
+        "| stack | create | update | replace | delete | unchanged |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {o.name} | " + " | ".join(str(o.changes.get(k, 0)) for k in (*CHANGE_KINDS, "same")) + " |"
+        for o in outcomes
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -34,14 +34,22 @@ def render(
     rendering = Renderer().render(load_blueprint(blueprint))
     count = write_rendering(rendering, output)
     show(fmt, data=lambda: summary(rendering) | {"output": str(output)}, table=lambda: [_footprint(rendering)])
-    progress_lines(quiet or fmt is Format.JSON).say(f"wrote {count} objects in {len(rendering.stacks)} stacks to {output}")
+    progress_lines(quiet or fmt is Format.JSON).say(
+        f"wrote {count} objects in {len(rendering.stacks)} stacks to {output}"
+    )
 
 
 def _footprint(rendering: Rendering) -> Table:
     table = Table("component", "cpu req", "mem req GiB", "cpu lim", "mem lim GiB", "storage GiB", "pods")
     for name, fp in footprint_rows(rendering):
         row = fp.as_dict()
-        table.add_row(name, f"{row['requests']['cpu']:g}", f"{row['requests']['memory_gib']:g}",
-                      f"{row['limits']['cpu']:g}", f"{row['limits']['memory_gib']:g}",
-                      f"{row['storage_gib']:g}", str(row["pods"]))
+        table.add_row(
+            name,
+            f"{row['requests']['cpu']:g}",
+            f"{row['requests']['memory_gib']:g}",
+            f"{row['limits']['cpu']:g}",
+            f"{row['limits']['memory_gib']:g}",
+            f"{row['storage_gib']:g}",
+            str(row["pods"]),
+        )
     return table

@@ -22,9 +22,13 @@ from mims.errors import UsageError
 from mims.progress import progress_lines
 from mims.toolchain.sources import SOURCES, SOURCES_ENV, VERBS, resolve_sources
 
-app = typer.Typer(name="toolchain", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="Install and inspect the binaries mims runs (Pulumi, the provider, the simulated "
-                       "cluster).")
+app = typer.Typer(
+    name="toolchain",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="Install and inspect the binaries mims runs (Pulumi, the provider, the simulated cluster).",
+)
 
 STATE_STYLE = {"present": "green", "missing": "red", "stale": "yellow"}
 InstallJson = Annotated[bool, json_flag("the installed tools")]
@@ -37,13 +41,19 @@ def register(parent: typer.Typer) -> None:
 
 @app.command("install")
 def install(
-    tools: list[str] = typer.Argument(None, metavar="[TOOL]...",
-                                      help="Tools to install (default: all): pulumi, pulumi-kubernetes, "
-                                           "kubernetes, kubectl, etcd, kwok."),
-    source: list[str] = typer.Option(None, "--source", metavar="SOURCE",
-                                     help=f"Where tools may come from, tried in the order "
-                                          f"{', '.join(SOURCES)} (repeatable or a comma list; default: "
-                                          f"${SOURCES_ENV}, else all). MIMS_OFFLINE=1 rules out download."),
+    tools: list[str] = typer.Argument(
+        None,
+        metavar="[TOOL]...",
+        help="Tools to install (default: all): pulumi, pulumi-kubernetes, kubernetes, kubectl, etcd, kwok.",
+    ),
+    source: list[str] = typer.Option(
+        None,
+        "--source",
+        metavar="SOURCE",
+        help=f"Where tools may come from, tried in the order "
+        f"{', '.join(SOURCES)} (repeatable or a comma list; default: "
+        f"${SOURCES_ENV}, else all). MIMS_OFFLINE=1 rules out download.",
+    ),
     as_json: InstallJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -61,12 +71,26 @@ def install(
     with _Reporter(quiet) as reporter:
         result = toolchain.install(names, progress=reporter, sources=sources)
     root = toolchain.toolchain_dir()
-    show(fmt, data=lambda: {
-        "toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()), "tools": [
-            {"name": t.name, "version": t.version, "dir": str(t.dir), "built": t.built, "source": t.source,
-             "binaries": {b: str(p) for b, p in t.binaries.items()}, "seconds": reporter.seconds(t.name)}
-            for t in result.values()]},
-        table=lambda: _installed(result, reporter, root))
+    show(
+        fmt,
+        data=lambda: {
+            "toolchain_dir": str(root),
+            "pulumi_home": str(toolchain.pulumi_home()),
+            "tools": [
+                {
+                    "name": t.name,
+                    "version": t.version,
+                    "dir": str(t.dir),
+                    "built": t.built,
+                    "source": t.source,
+                    "binaries": {b: str(p) for b, p in t.binaries.items()},
+                    "seconds": reporter.seconds(t.name),
+                }
+                for t in result.values()
+            ],
+        },
+        table=lambda: _installed(result, reporter, root),
+    )
 
 
 def _installed(result: dict[str, toolchain.InstalledTool], reporter: _Reporter, root: Path) -> Iterator[RenderableType]:
@@ -74,8 +98,9 @@ def _installed(result: dict[str, toolchain.InstalledTool], reporter: _Reporter, 
     for t in result.values():
         seconds = reporter.seconds(t.name)
         verb = VERBS.get(t.source, "installed")
-        table.add_row(t.name, t.version, f"{verb} in {seconds:.0f}s" if t.built else f"already {verb}",
-                      _relative(t.dir, root))
+        table.add_row(
+            t.name, t.version, f"{verb} in {seconds:.0f}s" if t.built else f"already {verb}", _relative(t.dir, root)
+        )
     yield table
     yield from _dirs(root)
 
@@ -87,22 +112,37 @@ def status(as_json: StatusJson = False) -> None:
     fmt = output_format(as_json)
     statuses = toolchain.status()
     root = toolchain.toolchain_dir()
-    show(fmt, data=lambda: {
-        "toolchain_dir": str(root), "pulumi_home": str(toolchain.pulumi_home()),
-        "ready": all(s.state == "present" for s in statuses), "tools": [
-            {"name": s.name, "version": s.version, "state": s.state, "dir": str(s.dir),
-             "source": s.source or None, "origin": s.origin or None, "build_seconds": s.build_seconds,
-             "binaries": {b: str(p) for b, p in s.binaries.items()},
-             "plugin_dir": str(s.plugin_dir) if s.plugin_dir else None}
-            for s in statuses]},
-        table=lambda: _statuses(statuses, root))
+    show(
+        fmt,
+        data=lambda: {
+            "toolchain_dir": str(root),
+            "pulumi_home": str(toolchain.pulumi_home()),
+            "ready": all(s.state == "present" for s in statuses),
+            "tools": [
+                {
+                    "name": s.name,
+                    "version": s.version,
+                    "state": s.state,
+                    "dir": str(s.dir),
+                    "source": s.source or None,
+                    "origin": s.origin or None,
+                    "build_seconds": s.build_seconds,
+                    "binaries": {b: str(p) for b, p in s.binaries.items()},
+                    "plugin_dir": str(s.plugin_dir) if s.plugin_dir else None,
+                }
+                for s in statuses
+            ],
+        },
+        table=lambda: _statuses(statuses, root),
+    )
 
 
 def _statuses(statuses: list[toolchain.ToolStatus], root: Path) -> Iterator[RenderableType]:
     table = _table("tool", "version", "state", "source", "path")
     for s in statuses:
-        table.add_row(s.name, s.version, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", _source_cell(s),
-                      _relative(s.dir, root))
+        table.add_row(
+            s.name, s.version, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", _source_cell(s), _relative(s.dir, root)
+        )
     yield table
     yield from _dirs(root)
     for s in statuses:
@@ -110,8 +150,10 @@ def _statuses(statuses: list[toolchain.ToolStatus], root: Path) -> Iterator[Rend
             yield f"{s.name} links to {s.origin}"
     todo = [s.name for s in statuses if s.state != "present"]
     if todo:
-        yield (f"{len(statuses) - len(todo)} of {len(statuses)} installed; `mims toolchain install` "
-               f"installs {', '.join(todo)} (docs/toolchain.md)")
+        yield (
+            f"{len(statuses) - len(todo)} of {len(statuses)} installed; `mims toolchain install` "
+            f"installs {', '.join(todo)} (docs/toolchain.md)"
+        )
     else:
         yield f"all {len(statuses)} tools installed"
 
@@ -141,8 +183,9 @@ class _Reporter:
 
     def __enter__(self) -> _Reporter:
         if err.is_terminal and not self.quiet:
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                     console=err, transient=True)
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+            )
             self.progress.start()
         return self
 

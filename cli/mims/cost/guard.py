@@ -12,14 +12,15 @@ def eur(amount: float) -> str:
 
 
 def over_cap_message(estimate: Estimate) -> str:
-    return (f"the first-year cost estimate of {eur(estimate.first_year_total)} on {estimate.sheet.name} "
-            f"is {eur(-estimate.headroom)} over budget.cap_eur ({eur(estimate.cap)}); see "
-            f"`mims cost {estimate.blueprint}` for the breakdown")
+    return (
+        f"the first-year cost estimate of {eur(estimate.first_year_total)} on {estimate.sheet.name} "
+        f"is {eur(-estimate.headroom)} over budget.cap_eur ({eur(estimate.cap)}); see "
+        f"`mims cost {estimate.blueprint}` for the breakdown"
+    )
 
 
 def check_cap(estimate: Estimate, allow_over_budget: bool) -> None:
     """Raise OverBudget when the estimate is over the cap, unless `allow_over_budget`."""
     if estimate.within_cap or allow_over_budget:
         return
-    raise OverBudget(over_cap_message(estimate) + "; lower the cost, raise the cap, or pass "
-                                                  "--allow-over-budget")
+    raise OverBudget(over_cap_message(estimate) + "; lower the cost, raise the cap, or pass --allow-over-budget")

@@ -87,6 +87,7 @@ def first_fit_decreasing(items: list[Item], cpu_m: int, memory: int) -> list[Bin
 
     Items are ordered by their larger share of a node's CPU or memory (then by name, so the result
     is stable). Raises DoesNotFit for an item bigger than an empty node."""
+
     def size(item: Item) -> float:
         return max(_share(item.cpu_m, cpu_m), _share(item.memory, memory))
 

@@ -148,8 +148,11 @@ class Sheet(Strict):
 
     def stale_prices(self, today: dt.date) -> list[str]:
         """Prices observed more than a year before `today`, as `name (date)`."""
-        return [f"{name} ({price.date.isoformat()})" for name, price in self.prices().items()
-                if (today - price.date).days > MAX_AGE_DAYS]
+        return [
+            f"{name} ({price.date.isoformat()})"
+            for name, price in self.prices().items()
+            if (today - price.date).days > MAX_AGE_DAYS
+        ]
 
     def unpriced(self) -> bool:
         """True when every node is free: a placeholder sheet (on-premises) not yet filled in."""
@@ -191,19 +194,24 @@ def hosting_problems(budget: Budget, base_dir: Path | None) -> list[tuple[tuple[
     if budget.price_sheets_dir:
         folder = (base_dir or Path.cwd()) / budget.price_sheets_dir
         if not folder.is_dir():
-            return [(("budget", "price_sheets_dir"), f"`{budget.price_sheets_dir}` is not a folder "
-                                                     f"(looked for {folder})")]
+            return [
+                (("budget", "price_sheets_dir"), f"`{budget.price_sheets_dir}` is not a folder (looked for {folder})")
+            ]
     try:
         sheets = sheets_for(budget.price_sheets_dir, base_dir)
     except ChartError as exc:
         return [(("budget", "price_sheets_dir"), str(exc))]
     if budget.hosting not in sheets:
-        return [(("budget", "hosting"), f"no price sheet `{budget.hosting}`; choose one of "
-                                        f"{', '.join(sorted(sheets))}")]
+        return [
+            (("budget", "hosting"), f"no price sheet `{budget.hosting}`; choose one of {', '.join(sorted(sheets))}")
+        ]
     sheet = sheets[budget.hosting]
     names = [n.name for n in sheet.node_types]
     if budget.node_type != AUTO and budget.node_type not in names:
-        return [(("budget", "node_type"), f"`{budget.node_type}` is not a node type of `{sheet.id}`; "
-                                          f"choose `auto` or one of {', '.join(names)}")]
+        return [
+            (
+                ("budget", "node_type"),
+                f"`{budget.node_type}` is not a node type of `{sheet.id}`; choose `auto` or one of {', '.join(names)}",
+            )
+        ]
     return []
-

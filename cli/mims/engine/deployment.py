@@ -30,9 +30,15 @@ class Deployment:
         return workload_states(self.cluster.api_client(), self.rendering.objects())
 
 
-def open_deployment(blueprint: Path, *, kubeconfig: Path | None = None, context: str | None = None,
-                    allow_over_budget: bool | None = None, create_cluster: bool = False,
-                    progress: Progress | None = None) -> Deployment:
+def open_deployment(
+    blueprint: Path,
+    *,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    allow_over_budget: bool | None = None,
+    create_cluster: bool = False,
+    progress: Progress | None = None,
+) -> Deployment:
     """`allow_over_budget=None` skips the budget guard (status, destroy); `create_cluster` starts the
     simulated cluster when the blueprint targets one that is not running (up). Progress goes to stderr
     unless `progress` says otherwise."""
@@ -41,13 +47,21 @@ def open_deployment(blueprint: Path, *, kubeconfig: Path | None = None, context:
         check_cap(estimate(rendering), allow_over_budget)
     reporter = Reporter(progress)
     node = sim_node_for(rendering)
-    cluster = resolve(rendering.loaded.blueprint.cluster, kubeconfig=kubeconfig, context=context,
-                      create_sim=create_cluster, sim_node=node, progress=reporter)
+    cluster = resolve(
+        rendering.loaded.blueprint.cluster,
+        kubeconfig=kubeconfig,
+        context=context,
+        create_sim=create_cluster,
+        sim_node=node,
+        progress=reporter,
+    )
     if cluster.kind == "sim":
         _check_sim_size(cluster, node)
     if cluster.kind == "sim":
-        reporter.say(f"cluster: simulated cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig}); "
-                     f"pods are scheduled but never run")
+        reporter.say(
+            f"cluster: simulated cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig}); "
+            f"pods are scheduled but never run"
+        )
     engine = Engine(rendering, Target(cluster.kubeconfig, cluster.context), reporter=reporter)
     return Deployment(rendering, cluster, engine)
 
@@ -72,7 +86,9 @@ def _check_sim_size(cluster: ClusterConnection, node: tuple[str, str]) -> None:
         return
     cpu, memory = size
     if cpu_millicores(cpu) < cpu_millicores(node[0]) or bytes_of(memory) < bytes_of(node[1]):
-        raise ClusterError(f"simulated cluster `{cluster.name}` has a node of {cpu} CPU / "
-                           f"{memory}; this blueprint needs {node[0]} CPU / {node[1]}. Run "
-                           f"`mims cluster delete --name {cluster.name} --yes` and deploy again, or deploy "
-                           f"to another cluster with --context")
+        raise ClusterError(
+            f"simulated cluster `{cluster.name}` has a node of {cpu} CPU / "
+            f"{memory}; this blueprint needs {node[0]} CPU / {node[1]}. Run "
+            f"`mims cluster delete --name {cluster.name} --yes` and deploy again, or deploy "
+            f"to another cluster with --context"
+        )

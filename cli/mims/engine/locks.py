@@ -32,8 +32,7 @@ def repair_attributes(backend_url: str, progress: Progress) -> None:
             json.loads(attrs.read_text())
         except ValueError:
             attrs.unlink(missing_ok=True)
-            progress.say(f"removed the unreadable attributes of a state file an interrupted run was writing: "
-                         f"{attrs}")
+            progress.say(f"removed the unreadable attributes of a state file an interrupted run was writing: {attrs}")
         except OSError:
             continue
 

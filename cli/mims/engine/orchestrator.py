@@ -39,8 +39,15 @@ class StackState:
 
 
 class Engine:
-    def __init__(self, rendering: Rendering, target: Target, *, backend: Backend | None = None,
-                 reporter: Reporter | None = None, workspaces: Workspaces | None = None):
+    def __init__(
+        self,
+        rendering: Rendering,
+        target: Target,
+        *,
+        backend: Backend | None = None,
+        reporter: Reporter | None = None,
+        workspaces: Workspaces | None = None,
+    ):
         self.rendering = rendering
         self.target = target
         self.reporter = reporter or Reporter()
@@ -71,6 +78,7 @@ class Engine:
 
             def step(name: str) -> StackOutcome:
                 return secrets.store() if name == SECRETS_STEP else self._update(*stacks[name])
+
             return [o for o in self._run(waits, step) if o.name != SECRETS_STEP]
 
     def destroy(self, purge_data: bool) -> list[StackOutcome]:
@@ -90,15 +98,20 @@ class Engine:
     def states(self) -> list[StackState]:
         """Every stack's last operation and object count, read from the state (all stacks at once:
         each read is a `pulumi` process)."""
+
         def state(name: str) -> StackState:
             stack = self.workspaces.existing_stack(project(name), self.stack_name, self._program(name, {}))
             if stack is None:
                 return StackState(name, exists=False)
             info = stack.info(show_secrets=False)
-            resources = [r for r in (stack.export_stack().deployment or {}).get("resources", [])
-                         if r["type"].startswith("kubernetes:")]
+            resources = [
+                r
+                for r in (stack.export_stack().deployment or {}).get("resources", [])
+                if r["type"].startswith("kubernetes:")
+            ]
             ended = info.end_time.isoformat(timespec="seconds") if info and info.end_time else None
             return StackState(name, True, ended, info.result if info else None, len(resources))
+
         with _state_errors(), ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
             return list(pool.map(state, self._order()))
 
@@ -121,6 +134,7 @@ class Engine:
                     stack, new = self.workspaces.open_stack(project(name), self.stack_name, placeholder)
                 stack.workspace.program = self._program(name, secrets.result().values)
                 return name, stack, not new and _up_to_date(stack)
+
             with ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
                 selected = {result[0]: result for result in pool.map(select, self.stacks)}
             return selected, secrets.result()
@@ -137,8 +151,14 @@ class Engine:
             return StackOutcome(name, {"same": len(self.stacks[name].objects)})
         _recover(stack, self.reporter)
         listener = self.reporter.listener(name)
-        _engine(listener, stack.up, on_event=listener, message=_program_of(stack).fingerprint(),
-                show_secrets=False, suppress_outputs=True)
+        _engine(
+            listener,
+            stack.up,
+            on_event=listener,
+            message=_program_of(stack).fingerprint(),
+            show_secrets=False,
+            suppress_outputs=True,
+        )
         return StackOutcome(name, dict(listener.counts))
 
     def _destroy(self, name: str) -> StackOutcome:
@@ -185,11 +205,13 @@ class Engine:
     def _run(self, waits: dict[str, set[str]], action: Callable[[str], StackOutcome]) -> list[StackOutcome]:
         """The scheduler's order and stop rule (mims.engine.scheduler); a `pulumi` command failing in
         a stack's action counts as that stack's failure."""
+
         def guarded(name: str) -> StackOutcome:
             try:
                 return action(name)
             except auto.errors.CommandError as exc:
                 raise StackFailed(_last_error_line(exc)) from None
+
         return run_in_order(waits, guarded, self.reporter)
 
 
@@ -219,8 +241,9 @@ def _state_errors() -> Iterator[None]:
     try:
         yield
     except auto.errors.CommandError as exc:
-        raise DeployError(f"Pulumi could not read or write the state: "
-                          f"{_last_error_line(exc).removeprefix('error: ')}") from None
+        raise DeployError(
+            f"Pulumi could not read or write the state: {_last_error_line(exc).removeprefix('error: ')}"
+        ) from None
 
 
 def _engine(listener: StackListener, operation: Callable, **kwargs) -> None:
@@ -242,8 +265,9 @@ def _up_to_date(stack: auto.Stack) -> bool:
     history = stack.history(page_size=1, show_secrets=False)
     if not history:
         return not program.objects
-    return history[0].kind == "update" and history[0].result == "succeeded" \
-        and history[0].message == program.fingerprint()
+    return (
+        history[0].kind == "update" and history[0].result == "succeeded" and history[0].message == program.fingerprint()
+    )
 
 
 def _program_of(stack: auto.Stack) -> StackProgram:
@@ -262,8 +286,7 @@ def _recover(stack: auto.Stack, progress: Progress) -> None:
         stack.refresh(clear_pending_creates=True, show_secrets=False, suppress_outputs=True)
 
 
-def purge_namespaces(target: Target, city: str, progress: Progress,
-                     timeout: float = PURGE_TIMEOUT) -> None:
+def purge_namespaces(target: Target, city: str, progress: Progress, timeout: float = PURGE_TIMEOUT) -> None:
     """Deletes the namespaces mims created for `city` that are still on the cluster once every stack
     is destroyed: the ones retained because they hold volume claims. Returns when they are gone and
     so are the volumes of their claims that the cluster deletes (reclaim policy Delete)."""
@@ -274,12 +297,18 @@ def purge_namespaces(target: Target, city: str, progress: Progress,
 
     selector = f"app.kubernetes.io/managed-by=mims,mims.io/city={city}"
     try:
-        core = client.CoreV1Api(config.new_client_from_config(
-            config_file=str(target.kubeconfig), context=target.context, persist_config=False))
+        core = client.CoreV1Api(
+            config.new_client_from_config(
+                config_file=str(target.kubeconfig), context=target.context, persist_config=False
+            )
+        )
         namespaces = [_name(ns) for ns in core.list_namespace(label_selector=selector).items]
-        volumes = {claim.spec.volume_name for ns in namespaces
-                   for claim in core.list_namespaced_persistent_volume_claim(ns).items
-                   if claim.spec and claim.spec.volume_name}
+        volumes = {
+            claim.spec.volume_name
+            for ns in namespaces
+            for claim in core.list_namespaced_persistent_volume_claim(ns).items
+            if claim.spec and claim.spec.volume_name
+        }
         for name in namespaces:
             progress.say(f"deleting namespace {name} with its volume claims")
             try:
@@ -290,24 +319,30 @@ def purge_namespaces(target: Target, city: str, progress: Progress,
         deadline = time.monotonic() + timeout
         while True:
             left = [_name(ns) for ns in core.list_namespace(label_selector=selector).items]
-            left += [_name(pv) for pv in core.list_persistent_volume().items
-                     if _name(pv) in volumes and pv.spec and pv.spec.persistent_volume_reclaim_policy == "Delete"]
+            left += [
+                _name(pv)
+                for pv in core.list_persistent_volume().items
+                if _name(pv) in volumes and pv.spec and pv.spec.persistent_volume_reclaim_policy == "Delete"
+            ]
             if not left:
                 return
             if time.monotonic() > deadline:
-                raise DeployError(f"still there {timeout:.0f} s after deleting them: {', '.join(left)}; "
-                                  "look at their finalizers and run the command again")
+                raise DeployError(
+                    f"still there {timeout:.0f} s after deleting them: {', '.join(left)}; "
+                    "look at their finalizers and run the command again"
+                )
             time.sleep(1)
     except (ApiException, HTTPError, ConfigException, OSError) as exc:
         reason = f"HTTP {exc.status}: {exc.reason}" if isinstance(exc, ApiException) else str(exc)
-        raise DeployError(f"deleting the namespaces that hold the volume claims failed ({reason}); "
-                          "run the command again") from None
+        raise DeployError(
+            f"deleting the namespaces that hold the volume claims failed ({reason}); run the command again"
+        ) from None
 
 
 def _last_error_line(exc: auto.errors.CommandError) -> str:
     """For failures before any resource ran (a locked stack, a broken backend): the engine's last
     `error:` line."""
-    lines = [line[line.index("error:"):].strip() for line in str(exc).splitlines() if "error:" in line]
+    lines = [line[line.index("error:") :].strip() for line in str(exc).splitlines() if "error:" in line]
     return lines[-1] if lines else str(exc).strip().splitlines()[-1]
 
 

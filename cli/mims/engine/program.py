@@ -45,8 +45,12 @@ class StackProgram:
     retained_namespaces: set[str] = field(default_factory=set)
 
     def __call__(self) -> None:
-        provider = k8s.Provider("cluster", kubeconfig=str(self.target.kubeconfig), context=self.target.context,
-                                enable_server_side_apply=True)
+        provider = k8s.Provider(
+            "cluster",
+            kubeconfig=str(self.target.kubeconfig),
+            context=self.target.context,
+            enable_server_side_apply=True,
+        )
         first = [obj for obj in self.objects if obj["kind"] in _FIRST_KINDS]
         rest = [obj for obj in self.objects if obj["kind"] not in _FIRST_KINDS]
         created = [self._declare(obj, provider, []) for obj in first]
@@ -58,8 +62,14 @@ class StackProgram:
         Equal to the last successful update's, the update has nothing to do: Pulumi, too, compares
         the program with its state, not with the cluster."""
         digest = hashlib.sha256()
-        for part in (self.objects, str(self.target), self.secret_values, sorted(self.retained_namespaces),
-                     __version__, k8s_version):
+        for part in (
+            self.objects,
+            str(self.target),
+            self.secret_values,
+            sorted(self.retained_namespaces),
+            __version__,
+            k8s_version,
+        ):
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 
@@ -103,12 +113,17 @@ def secret_ref(obj: dict) -> str:
 
 def data_namespaces(objects: list[dict]) -> set[str]:
     """Namespaces holding StatefulSet volume claims: deleting them would delete the data."""
-    return {obj["metadata"]["namespace"] for obj in objects
-            if obj["kind"] == "StatefulSet" and obj.get("spec", {}).get("volumeClaimTemplates")}
+    return {
+        obj["metadata"]["namespace"]
+        for obj in objects
+        if obj["kind"] == "StatefulSet" and obj.get("spec", {}).get("volumeClaimTemplates")
+    }
 
 
 def secrets_program(values: dict) -> Callable[[], None]:
     """The `secrets` stack: no resources, one encrypted output holding every generated value."""
+
     def program() -> None:
         pulumi.export("values", pulumi.Output.secret(values))
+
     return program

@@ -62,8 +62,10 @@ class StackListener:
             self.counts[op] += 1
             if op != "same":
                 verb = ("will " + op) if self.planning else _DONE[op]
-                self.reporter.say(f"{self.stack}: {verb} {step.type.rsplit(':', 1)[-1]} "
-                                  f"{step.urn.rsplit('::', 1)[-1]}", style=_STYLE.get(op))
+                self.reporter.say(
+                    f"{self.stack}: {verb} {step.type.rsplit(':', 1)[-1]} {step.urn.rsplit('::', 1)[-1]}",
+                    style=_STYLE.get(op),
+                )
         diagnostic = event.diagnostic_event
         if diagnostic and diagnostic.severity == "error" and diagnostic.urn:
             name = diagnostic.urn.rsplit("::", 1)[-1]

@@ -13,7 +13,7 @@ class WorkloadState:
     namespace: str
     kind: str
     name: str
-    ready: str        # "ready/desired" for workloads, the phase for claims, "complete"/"running" for Jobs
+    ready: str  # "ready/desired" for workloads, the phase for claims, "complete"/"running" for Jobs
     ok: bool
 
 
@@ -28,10 +28,14 @@ def workload_states(api: client.ApiClient, objects: list[dict]) -> list[Workload
         try:
             if kind == "Deployment":
                 deployment = apps.read_namespaced_deployment_status(name, namespace).status
-                states.append(_replicas(namespace, kind, name, obj, deployment.available_replicas if deployment else None))
+                states.append(
+                    _replicas(namespace, kind, name, obj, deployment.available_replicas if deployment else None)
+                )
             elif kind == "StatefulSet":
                 statefulset = apps.read_namespaced_stateful_set_status(name, namespace).status
-                states.append(_replicas(namespace, kind, name, obj, statefulset.ready_replicas if statefulset else None))
+                states.append(
+                    _replicas(namespace, kind, name, obj, statefulset.ready_replicas if statefulset else None)
+                )
                 states.extend(_claims(core, namespace, name, obj))
             elif kind == "Job":
                 job = batch.read_namespaced_job_status(name, namespace).status

@@ -38,8 +38,9 @@ class StackEvents(Protocol):
     def stack_failed(self, stack: str, text: str) -> None: ...
 
 
-def run_in_order(waits: dict[str, set[str]], action: Callable[[str], StackOutcome],
-                 events: StackEvents) -> list[StackOutcome]:
+def run_in_order(
+    waits: dict[str, set[str]], action: Callable[[str], StackOutcome], events: StackEvents
+) -> list[StackOutcome]:
     """Runs `action` per stack (the keys of `waits`, each waiting for its set) as soon as what it
     waits for succeeded; after a failure (StackFailed) starts nothing new but lets running stacks
     finish, then raises one DeployError naming every failure and the stacks that did not run.
@@ -72,8 +73,7 @@ def run_in_order(waits: dict[str, set[str]], action: Callable[[str], StackOutcom
         lines = [f"stack `{n}`: {text}" for n, text in failed.items()]
         if skipped:
             lines.append(f"not run: {', '.join(skipped)}")
-        raise DeployError("\n".join(lines) + "\nfix the cause and run the command again; it continues "
-                                             "where it stopped")
+        raise DeployError("\n".join(lines) + "\nfix the cause and run the command again; it continues where it stopped")
     return [done[name] for name in waits]
 
 

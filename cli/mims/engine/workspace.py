@@ -53,8 +53,11 @@ def _passphrase(state: Path) -> str:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(32) + "\n")
-    err.print(f"created the passphrase that encrypts this machine's stack secrets: {path} (mode 0600); "
-              f"back it up, or set {PASSPHRASE_ENV} instead", markup=False)
+    err.print(
+        f"created the passphrase that encrypts this machine's stack secrets: {path} (mode 0600); "
+        f"back it up, or set {PASSPHRASE_ENV} instead",
+        markup=False,
+    )
     return path.read_text().strip()
 
 
@@ -89,14 +92,16 @@ class Workspaces:
         stack = self.existing_stack(project, stack_name, program)
         if stack is not None:
             return stack, False
-        return auto.create_stack(stack_name=stack_name, project_name=project, program=program,
-                                 opts=self._options(project, stack_name)), True
+        return auto.create_stack(
+            stack_name=stack_name, project_name=project, program=program, opts=self._options(project, stack_name)
+        ), True
 
     def existing_stack(self, project: str, stack_name: str, program) -> auto.Stack | None:
         """The stack if it was ever created, without creating it (status, destroy)."""
         try:
-            return auto.select_stack(stack_name=stack_name, project_name=project, program=program,
-                                     opts=self._options(project, stack_name))
+            return auto.select_stack(
+                stack_name=stack_name, project_name=project, program=program, opts=self._options(project, stack_name)
+            )
         except auto.errors.StackNotFoundError:
             return None
 
@@ -104,7 +109,12 @@ class Workspaces:
         work_dir = self.backend.workspaces / stack_name / project
         work_dir.mkdir(parents=True, exist_ok=True)
         return auto.LocalWorkspaceOptions(
-            work_dir=str(work_dir), pulumi_home=str(self.home), env_vars=self.env(),
-            secrets_provider="passphrase", pulumi_command=self.command,
-            project_settings=auto.ProjectSettings(name=project, runtime="python",
-                                                  backend=auto.ProjectBackend(url=self.backend.url)))
+            work_dir=str(work_dir),
+            pulumi_home=str(self.home),
+            env_vars=self.env(),
+            secrets_provider="passphrase",
+            pulumi_command=self.command,
+            project_settings=auto.ProjectSettings(
+                name=project, runtime="python", backend=auto.ProjectBackend(url=self.backend.url)
+            ),
+        )

@@ -47,8 +47,15 @@ def load_entries(folder: Path, display_base: Path) -> list[Entry]:
     for path in files:
         display = _display(path, display_base)
         if not SLUG.match(path.stem):
-            problems.append(Problem(display, None, None, "", "file name must be a lowercase slug such as "
-                                                             "`parking-permit-check.yaml`; it becomes the entry id"))
+            problems.append(
+                Problem(
+                    display,
+                    None,
+                    None,
+                    "",
+                    "file name must be a lowercase slug such as `parking-permit-check.yaml`; it becomes the entry id",
+                )
+            )
             continue
         try:
             source = load_yaml(path, display)

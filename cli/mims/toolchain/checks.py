@@ -18,8 +18,8 @@ from pathlib import Path
 from mims.toolchain.recipes import Tool
 from mims.toolchain.sources import Unavailable
 
-CHECK_TIMEOUT = 60    # seconds for a version check
-PLUGIN_TIMEOUT = 20   # seconds for a plugin to print its port and answer GetPluginInfo
+CHECK_TIMEOUT = 60  # seconds for a version check
+PLUGIN_TIMEOUT = 20  # seconds for a plugin to print its port and answer GetPluginInfo
 
 
 def printed(expect: str, text: str) -> bool:
@@ -31,8 +31,12 @@ def printed(expect: str, text: str) -> bool:
 def check_env(scratch: str) -> dict[str, str]:
     """The environment checks run in: Pulumi gets a throw-away PULUMI_HOME (it writes a log even for
     `pulumi version`), no update check and no plugin downloads."""
-    return {**os.environ, "PULUMI_HOME": scratch, "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"}
+    return {
+        **os.environ,
+        "PULUMI_HOME": scratch,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    }
 
 
 def verify_binary(tool: Tool, binary: str, path: Path, env: Mapping[str, str]) -> str:
@@ -43,8 +47,16 @@ def verify_binary(tool: Tool, binary: str, path: Path, env: Mapping[str, str]) -
         expect = tool.expand(check.expect)
         shown = " ".join([binary, *args])
         try:
-            proc = subprocess.run([str(path), *args], capture_output=True, text=True, errors="replace",
-                                  env=dict(env), timeout=CHECK_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [str(path), *args],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                env=dict(env),
+                timeout=CHECK_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"`{shown}` did not run: {exc}"
         text = proc.stdout + proc.stderr
@@ -82,8 +94,14 @@ def plugin_version(path: Path, env: Mapping[str, str]) -> str:
     except ImportError as exc:  # the Pulumi SDK mims depends on brings both
         raise Unavailable(f"cannot ask {path.name} its version: {exc}") from exc
     try:
-        proc = subprocess.Popen([str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=dict(env), start_new_session=True)
+        proc = subprocess.Popen(
+            [str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(env),
+            start_new_session=True,
+        )
     except OSError as exc:
         raise Unavailable(f"{path} did not start: {exc}") from exc
     try:

@@ -22,7 +22,7 @@ from mims import __version__
 from mims.toolchain.recipes import Tool
 from mims.toolchain.sources import Say, Unavailable, host_platform, skip_reason
 
-TIMEOUT = 10.0        # seconds to connect, and between two reads: one attempt, no retries
+TIMEOUT = 10.0  # seconds to connect, and between two reads: one attempt, no retries
 CHECKSUMS_LIMIT = 1 << 20
 
 
@@ -83,9 +83,9 @@ def _why(exc: BaseException) -> str:
 @dataclass(frozen=True)
 class ReleaseFile:
     url: str
-    checksums: str       # the URL of the published checksum file, or '' when the sha256 is pinned
-    sha256: str          # the pinned sha256, or ''
-    name: str            # the file name the checksum file lists
+    checksums: str  # the URL of the published checksum file, or '' when the sha256 is pinned
+    sha256: str  # the pinned sha256, or ''
+    name: str  # the file name the checksum file lists
     members: Mapping[str, str]  # binary -> path inside the archive (the binary itself for a bare file)
 
 
@@ -95,8 +95,12 @@ def release_files(tool: Tool, plat: str | None = None) -> list[ReleaseFile]:
     assert spec is not None
     plat = plat or host_platform()
     os_name, arch = plat.split("/")
-    values = {"version": tool.version, "os": spec.os.get(os_name, os_name),
-              "arch": spec.arch.get(arch, arch), "ext": spec.ext.get(os_name, "")}
+    values = {
+        "version": tool.version,
+        "os": spec.os.get(os_name, os_name),
+        "arch": spec.arch.get(arch, arch),
+        "ext": spec.ext.get(os_name, ""),
+    }
 
     def fill(template: str, binary: str = "") -> str:
         for key, value in {**values, "binary": binary}.items():
@@ -108,11 +112,15 @@ def release_files(tool: Tool, plat: str | None = None) -> list[ReleaseFile]:
     for binaries in groups:
         one = binaries[0] if len(binaries) == 1 else ""
         url = fill(spec.url, one)
-        files.append(ReleaseFile(
-            url=url, checksums=fill(spec.checksums, one) if spec.checksums else "",
-            sha256="" if spec.checksums else spec.sha256.get(plat, ""),
-            name=urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]),
-            members={b: fill(spec.paths.get(b, b), b) for b in binaries}))
+        files.append(
+            ReleaseFile(
+                url=url,
+                checksums=fill(spec.checksums, one) if spec.checksums else "",
+                sha256="" if spec.checksums else spec.sha256.get(plat, ""),
+                name=urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]),
+                members={b: fill(spec.paths.get(b, b), b) for b in binaries},
+            )
+        )
     return files
 
 
@@ -133,10 +141,11 @@ def download_release(tool: Tool, bin_dir: Path, work: Path, fetcher: Fetcher, sa
         started = time.monotonic()
         got = fetcher.file(release.url, work / release.name, say)
         if got != expected:
-            raise Unavailable(f"{release.name} has sha256 {got}, not the published {expected}",
-                              verdict="rejected")
-        say(f"downloaded {release.name} ({(work / release.name).stat().st_size >> 20} MB in "
-            f"{time.monotonic() - started:.0f}s); sha256 matches")
+            raise Unavailable(f"{release.name} has sha256 {got}, not the published {expected}", verdict="rejected")
+        say(
+            f"downloaded {release.name} ({(work / release.name).stat().st_size >> 20} MB in "
+            f"{time.monotonic() - started:.0f}s); sha256 matches"
+        )
         _extract(work / release.name, release.members, bin_dir)
         urls.update(dict.fromkeys(release.members, release.url))
     return urls
@@ -150,8 +159,11 @@ def _published_sha256(text: str, name: str) -> str:
         return words[0].lower()
     for line in text.splitlines():
         parts = line.split()
-        if (len(parts) >= 2 and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0])
-                and parts[-1].lstrip("*").removeprefix("./") == name):
+        if (
+            len(parts) >= 2
+            and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0])
+            and parts[-1].lstrip("*").removeprefix("./") == name
+        ):
             return parts[0].lower()
     return ""
 

@@ -39,17 +39,24 @@ class Go:
             raise ToolchainError(
                 f"cannot build {tool.name} {tool.version}: `go` is not on PATH "
                 f"(mims builds its tools from the Go module proxy; install Go {minimum or ''} or newer)",
-                tool=tool.name)
+                tool=tool.name,
+            )
         try:
-            out = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, check=True,
-                                 env=_go_env(), timeout=60).stdout.strip()
+            out = subprocess.run(
+                [path, "env", "GOVERSION"], capture_output=True, text=True, check=True, env=_go_env(), timeout=60
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError) as exc:
-            raise ToolchainError(f"cannot build {tool.name}: `go env GOVERSION` failed: {exc}",
-                                 tool=tool.name, command=[path, "env", "GOVERSION"]) from exc
+            raise ToolchainError(
+                f"cannot build {tool.name}: `go env GOVERSION` failed: {exc}",
+                tool=tool.name,
+                command=[path, "env", "GOVERSION"],
+            ) from exc
         if minimum and _version_tuple(out) < _version_tuple(minimum):
             raise ToolchainError(
                 f"cannot build {tool.name} {tool.version}: {out} is older than the go{minimum} the "
-                f"toolchain needs (GOTOOLCHAIN=local: mims does not download Go itself)", tool=tool.name)
+                f"toolchain needs (GOTOOLCHAIN=local: mims does not download Go itself)",
+                tool=tool.name,
+            )
         return cls(path, out)
 
 
@@ -59,12 +66,14 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 def _go_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "CGO_ENABLED": "0",
-        "GOTOOLCHAIN": "local",      # never download a Go toolchain
-        "GOWORK": "off",
-        "GOFLAGS": "-buildvcs=false",  # the user's GOFLAGS (say -mod=vendor) must not leak in
-    })
+    env.update(
+        {
+            "CGO_ENABLED": "0",
+            "GOTOOLCHAIN": "local",  # never download a Go toolchain
+            "GOWORK": "off",
+            "GOFLAGS": "-buildvcs=false",  # the user's GOFLAGS (say -mod=vendor) must not leak in
+        }
+    )
     if offline():
         env["GOPROXY"] = "off"  # only what Go's module cache holds
     env.update(extra or {})
@@ -92,8 +101,15 @@ class _Runner:
         self.log.flush()
         if timeout is None:  # builds: stream into the log so it can be followed
             try:
-                proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, errors="replace")
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=cwd,
+                    env=dict(env),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
+                )
             except OSError as exc:
                 raise self.error(cmd, f"cannot run it: {exc}", "") from exc
             assert proc.stdout is not None
@@ -107,8 +123,17 @@ class _Runner:
                 raise self.error(cmd, f"exited with status {proc.returncode}", _tail(text))
             return text
         try:
-            done = subprocess.run(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, check=False,
-                                  stderr=subprocess.STDOUT, text=True, errors="replace", timeout=timeout)
+            done = subprocess.run(
+                cmd,
+                cwd=cwd,
+                env=dict(env),
+                stdout=subprocess.PIPE,
+                check=False,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired as exc:
             out = exc.output if isinstance(exc.output, str) else (exc.output or b"").decode(errors="replace")
             self.log.write(out)
@@ -145,21 +170,24 @@ def build(tool: Tool, root: Path, go: Go, say: Say) -> None:
                 _edit_go_mod(tool, go, runner, src)
                 for step in tool.generate:
                     say(f"generating: {' '.join(step.run)} in {step.dir}")
-                    env = _go_env({"GOFLAGS": "-mod=mod -buildvcs=false",
-                                   **{k: tool.expand(v) for k, v in step.env.items()}})
+                    env = _go_env(
+                        {"GOFLAGS": "-mod=mod -buildvcs=false", **{k: tool.expand(v) for k, v in step.env.items()}}
+                    )
                     runner.run([tool.expand(a) for a in step.run], src / step.dir, env)
                 for binary, package in tool.binaries.items():
                     say(f"building {binary} (go build {package})")
-                    runner.run(_go_build_cmd(tool, go, ["build", "-mod=mod", "-o", str(out / "bin" / binary)],
-                                             package), src, _go_env())
+                    runner.run(
+                        _go_build_cmd(tool, go, ["build", "-mod=mod", "-o", str(out / "bin" / binary)], package),
+                        src,
+                        _go_env(),
+                    )
             else:
                 for binary, package in tool.binaries.items():
                     target = f"{_join(tool.module, package)}@{tool.module_version}"
                     say(f"building {binary} (go install {target})")
                     gobin = work / "gobin"
                     gobin.mkdir(exist_ok=True)
-                    runner.run(_go_build_cmd(tool, go, ["install"], target), work,
-                               _go_env({"GOBIN": str(gobin)}))
+                    runner.run(_go_build_cmd(tool, go, ["install"], target), work, _go_env({"GOBIN": str(gobin)}))
                     produced = list(gobin.iterdir())
                     if len(produced) != 1:
                         raise runner.error(["go", "install", target], f"left {len(produced)} files in GOBIN", "")
@@ -167,15 +195,20 @@ def build(tool: Tool, root: Path, go: Go, say: Say) -> None:
             for dest, source in tool.files.items():
                 src_file = module_dir / source
                 if not src_file.is_file():
-                    raise runner.error(["copy", source],
-                                       f"failed: {source} is not in {tool.module}@{tool.module_version}", "")
+                    raise runner.error(
+                        ["copy", source], f"failed: {source} is not in {tool.module}@{tool.module_version}", ""
+                    )
                 (out / dest).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src_file, out / dest)
             for binary, check in tool.check.items():
                 say(f"checking {binary} {' '.join(check.args)}")
                 expect = tool.expand(check.expect)
-                text = runner.run([str(out / "bin" / binary), *[tool.expand(a) for a in check.args]], work,
-                                  check_env(str(work / "pulumi-home")), timeout=CHECK_TIMEOUT)
+                text = runner.run(
+                    [str(out / "bin" / binary), *[tool.expand(a) for a in check.args]],
+                    work,
+                    check_env(str(work / "pulumi-home")),
+                    timeout=CHECK_TIMEOUT,
+                )
                 if not printed(expect, text):
                     raise runner.error([binary, *check.args], f"printed no {expect!r}", text.strip()[-2000:])
             seconds = round(time.monotonic() - started, 1)
@@ -212,7 +245,7 @@ def _download_module(tool: Tool, go: Go, runner: _Runner, work: Path) -> Path:
         if reason:
             raise runner.error(cmd, "failed", reason) from exc
         raise
-    info = json.loads(text[text.index("{"):])
+    info = json.loads(text[text.index("{") :])
     if info.get("Error"):
         raise runner.error(cmd, "failed", info["Error"])
     return Path(info["Dir"])
@@ -250,7 +283,9 @@ def _edit_go_mod(tool: Tool, go: Go, runner: _Runner, src: Path) -> None:
                 raise ToolchainError(
                     f"building {tool.name} {tool.version} failed: {tool.module} replaces {old['Path']} "
                     f"with the local path {new['Path']}, and tools.yaml gives no published version for it "
-                    f"(local_replaces)", tool=tool.name)
+                    f"(local_replaces)",
+                    tool=tool.name,
+                )
             args.append(f"-require={old['Path']}@{version}")
     if args:
         runner.run([go.path, "mod", "edit", *args], src, _go_env())

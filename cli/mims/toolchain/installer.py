@@ -79,8 +79,7 @@ def install(
     wanted = list(tools) if names is None else list(dict.fromkeys(names))
     unknown = [n for n in wanted if n not in tools]
     if unknown:
-        raise ToolchainError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(tools)}",
-                             tool=unknown[0])
+        raise ToolchainError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(tools)}", tool=unknown[0])
     session = _Session(go_min, resolve_sources(sources))
     root = toolchain_dir(cache_dir)
     say = progress or (lambda _tool, _message: None)
@@ -108,16 +107,20 @@ def install(
                 if not plugin_current(tool, target, pdir):
                     _install_plugin(tool, target, pdir, say)
         result[name] = InstalledTool(
-            name=tool.name, version=tool.version, dir=target,
-            binaries={b: target / "bin" / b for b in tool.binaries}, built=installed,
+            name=tool.name,
+            version=tool.version,
+            dir=target,
+            binaries={b: target / "bin" / b for b in tool.binaries},
+            built=installed,
             source=source_of(read_manifest(target)),
         )
     if len(failures) == 1:
         raise failures[0]
     if failures:
         first = failures[0]
-        raise ToolchainError("\n".join(str(f) for f in failures), tool=first.tool, command=first.command,
-                             output_tail=first.output_tail)
+        raise ToolchainError(
+            "\n".join(str(f) for f in failures), tool=first.tool, command=first.command, output_tail=first.output_tail
+        )
     return result
 
 
@@ -170,8 +173,11 @@ def _install_tool(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> 
             attempts[source] = (str(exc), None)
             verdict = "failed"
         if index + 1 < len(tried):
-            headline = "not found on this machine" if (source, verdict) == ("present", "unavailable") \
+            headline = (
+                "not found on this machine"
+                if (source, verdict) == ("present", "unavailable")
                 else f"{source} {verdict}"
+            )
             reason = attempts[source][0].splitlines()[0]
             say(tool.name, f"{headline} ({reason}); {_next_step(tool, tried[index + 1])}")
     raise _failure(tool, [(s, *attempts[s]) for s in session.sources])
@@ -193,8 +199,12 @@ def _failure(tool: Tool, attempts: list[tuple[str, str, ToolchainError | None]])
         lines.append(f"  {source}: {first}")
         lines += [f"    {line}" for line in rest]
     last = next((e for _, _, e in reversed(attempts) if e is not None), None)
-    return ToolchainError("\n".join(lines), tool=tool.name, command=last.command if last else None,
-                          output_tail=last.output_tail if last else "")
+    return ToolchainError(
+        "\n".join(lines),
+        tool=tool.name,
+        command=last.command if last else None,
+        output_tail=last.output_tail if last else "",
+    )
 
 
 def _install_present(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
@@ -203,8 +213,7 @@ def _install_present(tool: Tool, root: Path, session: _Session, say: ToolSteps) 
     with staging(tool, root) as (work, out):
         for binary, path in found.items():
             os.symlink(os.path.abspath(path), out / "bin" / binary)
-        files_from = module_files(tool, out, work, session.network_fetcher(),
-                                  lambda message: say(tool.name, message))
+        files_from = module_files(tool, out, work, session.network_fetcher(), lambda message: say(tool.name, message))
         manifest = new_manifest(tool, out, "present", found={b: os.path.abspath(p) for b, p in found.items()})
         if files_from:
             manifest["files_from"] = files_from
@@ -257,8 +266,7 @@ def _install_plugin(tool: Tool, target: Path, pdir: Path, say: ToolSteps) -> Non
     """Places the binary as `$PULUMI_HOME/plugins/<kind>-<name>-v<version>/<binary>`, the layout
     `pulumi plugin install <kind> <name> <version> --file <binary>` produces."""
     assert tool.plugin is not None
-    say(tool.name, f"installing plugin {tool.plugin.kind} {tool.plugin.name} v{tool.version} "
-                   f"into {pdir.parent.parent}")
+    say(tool.name, f"installing plugin {tool.plugin.kind} {tool.plugin.name} v{tool.version} into {pdir.parent.parent}")
     pdir.parent.mkdir(parents=True, exist_ok=True)
     staged = pdir.parent / f".{pdir.name}.{os.getpid()}"
     rmtree(staged)

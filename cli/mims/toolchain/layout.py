@@ -83,11 +83,19 @@ def status(cache_dir: Path | None = None, tools_file: Path | None = None) -> lis
                 state = "stale"
         else:
             state = "stale"
-        result.append(ToolStatus(
-            name=tool.name, version=tool.version, dir=target, state=state, binaries=binaries,
-            build_seconds=(manifest or {}).get("build_seconds"), plugin_dir=plugin_dir(tool, root),
-            source=source_of(manifest) if manifest else "", origin=origin_of(manifest) if manifest else "",
-        ))
+        result.append(
+            ToolStatus(
+                name=tool.name,
+                version=tool.version,
+                dir=target,
+                state=state,
+                binaries=binaries,
+                build_seconds=(manifest or {}).get("build_seconds"),
+                plugin_dir=plugin_dir(tool, root),
+                source=source_of(manifest) if manifest else "",
+                origin=origin_of(manifest) if manifest else "",
+            )
+        )
     return result
 
 

@@ -37,8 +37,10 @@ def module_files(tool: Tool, out: Path, work: Path, fetcher: Fetcher | None, say
         else:
             reasons.append(f"{cached} does not match module_sum")
     if zip_path is None and fetcher is None:
-        raise Unavailable(f"its files come from {where}, which is not in the Go module cache "
-                          f"({cached.parent}), and nothing is downloaded" + _joined(reasons))
+        raise Unavailable(
+            f"its files come from {where}, which is not in the Go module cache "
+            f"({cached.parent}), and nothing is downloaded" + _joined(reasons)
+        )
     for proxy in _goproxies() if zip_path is None else []:
         url = f"{proxy}/{rel}"
         say(f"fetching {tool.module_version} of {tool.module} for its data files from {proxy}")

@@ -68,14 +68,14 @@ class Download(Strict):
     """The official release. `url` and `checksums` are templates: {version}, {os}, {arch}, {ext} and,
     for one file per binary, {binary}."""
 
-    url: str = ""                   # required: `_url_and_checksum` reports it missing
-    checksums: str = ""             # the published sha256 list (or one hash)
+    url: str = ""  # required: `_url_and_checksum` reports it missing
+    checksums: str = ""  # the published sha256 list (or one hash)
     sha256: dict[str, Sha256] = {}  # pinned, by os/arch, when none is published
-    paths: dict[str, str] = {}      # binary -> path inside the archive
-    platforms: tuple[str, ...]      # what the project releases (`_default_platforms`)
-    os: dict[str, str] = {}         # Go's os name -> the URL's
-    arch: dict[str, str] = {}       # Go's arch name -> the URL's
-    ext: dict[str, str] = {}        # os -> archive extension ({ext})
+    paths: dict[str, str] = {}  # binary -> path inside the archive
+    platforms: tuple[str, ...]  # what the project releases (`_default_platforms`)
+    os: dict[str, str] = {}  # Go's os name -> the URL's
+    arch: dict[str, str] = {}  # Go's arch name -> the URL's
+    ext: dict[str, str] = {}  # os -> archive extension ({ext})
 
     @model_validator(mode="before")
     @classmethod

@@ -54,8 +54,9 @@ def resolve_sources(requested: Iterable[str] | None = None) -> tuple[str, ...]:
     names = [n.strip().lower() for item in items for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in SOURCES]
     if unknown or not names:
-        raise UsageError(f"{origin}: unknown source {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(SOURCES)}")
+        raise UsageError(
+            f"{origin}: unknown source {', '.join(unknown) or '(none given)'}; choose from {', '.join(SOURCES)}"
+        )
     chosen = tuple(s for s in SOURCES if s in names)
     if offline():
         chosen = tuple(s for s in chosen if s != "download")
@@ -69,8 +70,10 @@ def skip_reason(tool: Tool, source: str) -> str:
     if source == "present":
         unverifiable = [b for b in tool.binaries if not tool.verifiable(b)]
         if unverifiable:
-            return (f"tools.yaml gives no version check for {', '.join(unverifiable)}, so a copy found on "
-                    f"this machine cannot be verified")
+            return (
+                f"tools.yaml gives no version check for {', '.join(unverifiable)}, so a copy found on "
+                f"this machine cannot be verified"
+            )
     if source == "download":
         if tool.download is None:
             return f"tools.yaml names no official download for {tool.name}"
