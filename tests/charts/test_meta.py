@@ -36,3 +36,9 @@ def test_reads_need_token_means_every_method_so_writes_too():
     assert Endpoint.model_validate({**BASE, "reads_need_token": True}).writes_need_token
     with pytest.raises(ValidationError, match="`reads_need_token` needs `writes_need_token` too"):
         Endpoint.model_validate({**BASE, "reads_need_token": True, "writes_need_token": False})
+
+
+def test_hidden_paths_lie_under_the_endpoints_path():
+    Endpoint.model_validate({**BASE, "path": "/ngsi-ld/", "hidden_paths": ["/ngsi-ld/v1/jsonldContexts/createcache"]})
+    with pytest.raises(ValidationError, match="not under the endpoint's path"):
+        Endpoint.model_validate({**BASE, "path": "/ngsi-ld/", "hidden_paths": ["/admin"]})

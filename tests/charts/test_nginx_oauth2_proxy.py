@@ -717,10 +717,10 @@ class FakeOauth2Proxy(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def gateway(render, tmp_path):
-    """The rendered gateway (tls.mode external) in a real nginx, every API replaced by Backend and
-    oauth2-proxy by FakeOauth2Proxy; yields call(method, host, url, **headers) -> (status, headers, body)."""
+@contextmanager
+def serve_gateway(rendering, folder: Path):
+    """The rendered gateway in a real nginx, every API replaced by Backend and oauth2-proxy by
+    FakeOauth2Proxy; yields call(method, host, url, **headers) -> (status, headers, body)."""
     backend, auth = free_port(), free_port()
     servers_ = [
         ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -728,11 +728,11 @@ def gateway(render, tmp_path):
     ]
     for server in servers_:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    conf = nginx_conf(render()).replace(f'"oauth2-proxy.{NS}.svc.cluster.local:4180"', f'"127.0.0.1:{auth}"')
+    conf = nginx_conf(rendering).replace(f'"oauth2-proxy.{NS}.svc.cluster.local:4180"', f'"127.0.0.1:{auth}"')
     conf = re.sub(r'"[a-z0-9-]+\.alderbrook-[a-z-]+\.svc\.cluster\.local:\d+"', f'"127.0.0.1:{backend}"', conf)
 
     try:
-        with running_nginx(conf, tmp_path) as ports:
+        with running_nginx(conf, folder) as ports:
 
             def call(method: str, host: str, url: str, **headers) -> tuple[int, dict, bytes]:
                 conn = http.client.HTTPConnection("127.0.0.1", ports[8080], timeout=5)
@@ -749,6 +749,13 @@ def gateway(render, tmp_path):
     finally:
         for server in servers_:
             server.shutdown()
+
+
+@pytest.fixture
+def gateway(render, tmp_path):
+    """The small city's gateway (tls.mode external) in a real nginx (serve_gateway)."""
+    with serve_gateway(render(), tmp_path) as call:
+        yield call
 
 
 @pytest.mark.scanners
@@ -829,3 +836,17 @@ def test_start_script_is_posix_sh_and_feeds_nginx_the_cluster_dns(render, patch)
     assert script.rstrip().endswith("exec nginx -p /tmp/ -c /tmp/nginx.conf -e stderr -g 'daemon off;'")
     pod = find(render(patch), "Deployment", "gateway", NS)["spec"]["template"]["spec"]
     assert pod["containers"][0]["command"] == ["/bin/sh", "/etc/mims/start.sh"]
+
+
+@pytest.mark.scanners
+def test_hidden_paths_of_an_endpoint_are_never_forwarded(render, tmp_path):
+    """Scorpio's `createcache` would fetch any URL for anyone (a GET needs no token): 404 at the gateway,
+    while the rest of the NGSI-LD API, and the longest-prefix route around it, still reach the broker."""
+    rendering = render({"components": {"broker": {"implementation": "scorpio"}}})
+    with serve_gateway(rendering, tmp_path) as call:
+        api = f"api.{DOMAIN}"
+        status, _, body = call("GET", api, "/ngsi-ld/v1/jsonldContexts/createcache/http%3A%2F%2F10.0.0.1%2F")
+        assert status == 404 and b"not_found" in body
+        assert call("GET", api, "/ngsi-ld/v1/jsonldContexts/createcache")[0] == 404
+        assert call("GET", api, "/ngsi-ld/v1/jsonldContexts/")[2] == b"GET user=None"
+        assert call("GET", api, "/ngsi-ld/v1/entities")[2] == b"GET user=None"

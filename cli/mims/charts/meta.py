@@ -91,6 +91,11 @@ class Endpoint(Strict):
     path: str = "/"
     writes_need_token: bool = Field(True, description="POST/PUT/PATCH/DELETE need an OIDC token")
     reads_need_token: bool = Field(False, description="every method, GET/HEAD/OPTIONS too, needs an OIDC token")
+    hidden_paths: list[Annotated[str, StringConstraints(pattern=r"^/[^\s;{}'\"]*$")]] = Field(
+        default_factory=list,
+        description="path prefixes under `path` the gateway never forwards (404): operations of the "
+        "software that are internal or unsafe in public",
+    )
     public_port: int | None = Field(
         None,
         ge=1025,
@@ -106,13 +111,16 @@ class Endpoint(Strict):
             raise ValueError("a public endpoint needs `host`")
         if self.reads_need_token and not self.writes_need_token:
             raise ValueError("`reads_need_token` needs `writes_need_token` too")
-        http_only = sorted({"path", "writes_need_token", "reads_need_token"} & self.model_fields_set)
+        http_only = sorted({"path", "writes_need_token", "reads_need_token", "hidden_paths"} & self.model_fields_set)
         if self.protocol == "tcp" and http_only:
             raise ValueError(f"`{http_only[0]}` is for http endpoints; a tcp endpoint has no paths or methods")
         if self.protocol == "http" and (self.public_port or self.scheme):
             raise ValueError("`public_port` and `scheme` are for tcp endpoints")
         if self.protocol == "tcp" and self.public and not (self.public_port and self.scheme):
             raise ValueError("a public tcp endpoint needs `public_port` and `scheme`")
+        outside = [p for p in self.hidden_paths if not p.startswith(self.path)]
+        if outside:
+            raise ValueError(f"hidden path `{outside[0]}` is not under the endpoint's path `{self.path}`")
         if self.protocol == "tcp" and self.public and len(self.name) > 15:
             raise ValueError("a public tcp endpoint's name names a container port: at most 15 characters")
         return self

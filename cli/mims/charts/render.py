@@ -97,6 +97,7 @@ class ResolvedEndpoint:
     reads_need_token: bool = False
     public_port: int | None = None
     scheme: str | None = None
+    hidden_paths: tuple[str, ...] = ()
 
     @property
     def service_host(self) -> str:
@@ -183,6 +184,7 @@ class Renderer:
                 e.reads_need_token,
                 e.public_port,
                 e.scheme,
+                tuple(e.hidden_paths),
             )
             for c, chart in charts.items()
             for e in chart.meta.endpoints
