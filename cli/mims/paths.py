@@ -1,4 +1,4 @@
-"""Where the data folders (charts, stacks, blueprints, prices) live: inside the wheel, or in a checkout."""
+"""Where the data folders (charts, layers, blueprints, prices) live: inside the wheel, or in a checkout."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def charts_dir() -> Path:
     return data_root() / "charts"
 
 
-def stacks_dir() -> Path:
-    return data_root() / "stacks"
+def layers_dir() -> Path:
+    return data_root() / "layers"
 
 
 def blueprints_dir() -> Path:

@@ -288,7 +288,7 @@ def test_crd_check_catches_unknown_fields_missing_fields_and_kinds_without_a_crd
     solver["ingressClassname"] = solver.pop("ingressClassName")  # a typo the API server would refuse
     del issuer["spec"]["acme"]["server"]
     stray = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    rendering.stacks[0].objects.append(stray)
+    rendering.layers[0].objects.append(stray)
     _, problems = custom_resource_problems(rendering)
     assert any("ingressClassname" in p and "not allowed" in p for p in problems)
     assert any("'server' is a required property" in p for p in problems)

@@ -214,11 +214,11 @@ def test_override_may_not_change_kind(fixture_renderer, platform):
 
 def test_objects_are_grouped_by_stack_in_dependency_order(fixture_renderer, platform):
     rendering = render(fixture_renderer, platform())
-    order = [s.stack.name for s in rendering.stacks]
+    order = [s.layer.name for s in rendering.layers]
     assert order.index("foundation") < order.index("broker") < order.index("ingestion")
-    by_stack = {s.stack.name: {o["metadata"].get("namespace") for o in s.objects} for s in rendering.stacks}
+    by_stack = {s.layer.name: {o["metadata"].get("namespace") for o in s.objects} for s in rendering.layers}
     assert by_stack["ingestion"] == {"testville-ingestion"}
-    assert {o["kind"] for o in rendering.stacks[0].objects} >= {"Namespace", "ResourceQuota"}
+    assert {o["kind"] for o in rendering.layers[0].objects} >= {"Namespace", "ResourceQuota"}
 
 
 def test_external_egress_opens_only_the_named_ports(fixture_renderer, platform):

@@ -1,4 +1,4 @@
-"""`mims render`: one folder per stack, one file per object, a summary, safe replacement."""
+"""`mims render`: one folder per layer, one file per object, a summary, safe replacement."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from tests.conftest import EXAMPLES
 SMALL_CITY = next(p for p in EXAMPLES if p.name == "small-city.yaml")
 
 
-def test_render_writes_one_file_per_object_per_stack(cli, tmp_path):
+def test_render_writes_one_file_per_object_per_layer(cli, tmp_path):
     out_dir = tmp_path / "out"
     code, out, _ = cli("render", SMALL_CITY, "-o", out_dir, "--json")
     assert code == 0
     summary = json.loads(out)
     files = sorted(out_dir.glob("*/*.yaml"))
     assert len(files) == summary["objects"]
-    assert {f.parent.name for f in files} <= {s["name"] for s in summary["stacks"]}
+    assert {f.parent.name for f in files} <= {s["name"] for s in summary["layers"]}
     for f in files:
         obj = yaml.safe_load(f.read_text())
         assert obj["kind"] and obj["metadata"]["name"]

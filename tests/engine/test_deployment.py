@@ -18,7 +18,7 @@ def test_up_creates_every_rendered_object(example: Deployed):
     """`mims up` of each example on a new simulated cluster: every stack creates exactly the objects
     `mims render` shows for it, nothing else."""
     result = example.up.json()
-    expected = {s.stack.name: len(s.objects) for s in example.rendering.stacks}
+    expected = {s.layer.name: len(s.objects) for s in example.rendering.layers}
     assert {s["name"]: s["create"] for s in result["stacks"]} == expected
     assert all(s["update"] == s["replace"] == s["delete"] == 0 for s in result["stacks"])
     assert result["changes"] == sum(expected.values())

@@ -38,7 +38,7 @@ def test_second_up_changes_nothing(small_city: Deployed):
     result = small_city.mims.ok("up", small_city.blueprint, "--yes", "--json").json()
     assert result["changes"] == 0
     assert {s["name"]: s["same"] for s in result["stacks"]} == {
-        s.stack.name: len(s.objects) for s in small_city.rendering.stacks
+        s.layer.name: len(s.objects) for s in small_city.rendering.layers
     }
 
 
@@ -71,9 +71,9 @@ def test_plan_markdown_has_the_table(small_city: Deployed, tmp_path):
     assert "### mims plan: `alderbrook-prod`" in markdown and "1 change\n" in markdown
     assert "| stack | create | update | replace | delete | unchanged |\n|---|---:|---:|---:|---:|---:|\n" in markdown
     rows = {line.split(" | ")[0].strip("| "): line for line in markdown.splitlines() if line.startswith("| ")}
-    assert set(rows) - {"stack"} == {s.stack.name for s in small_city.rendering.stacks}
+    assert set(rows) - {"stack"} == {s.layer.name for s in small_city.rendering.layers}
     cells = [int(c) for c in rows["monitoring"].strip("| ").split(" | ")[1:]]
-    [monitoring] = [s for s in small_city.rendering.stacks if s.stack.name == "monitoring"]
+    [monitoring] = [s for s in small_city.rendering.layers if s.layer.name == "monitoring"]
     assert sum(cells[:4]) == 1 and cells[4] == len(monitoring.objects) - 1
 
 

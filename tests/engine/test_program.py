@@ -87,7 +87,7 @@ def test_data_namespaces_are_those_of_statefulset_volume_claims(rendered_example
 
 
 def _program(rendering, values: dict | None = None, **changes) -> StackProgram:
-    objects = copy.deepcopy(next(s for s in rendering.stacks if s.stack.name == "ingestion").objects)
+    objects = copy.deepcopy(next(s for s in rendering.layers if s.layer.name == "ingestion").objects)
     return StackProgram(
         objects,
         changes.get("target", TARGET),

@@ -61,7 +61,7 @@ def test_every_namespace_enforces_restricted(example: Deployed):
 def test_status_json_says_ready(example: Deployed):
     status = example.mims.ok("status", example.blueprint, "--json").json()
     assert status["ready"] is True, [w for w in status["workloads"] if not w["ok"]]
-    expected = {s.stack.name: len(s.objects) for s in example.rendering.stacks}
+    expected = {s.layer.name: len(s.objects) for s in example.rendering.layers}
     # a layer with objects has run and succeeded; an empty one that never ran was never created
     assert all((s["exists"] and s["result"] == "succeeded") == bool(expected[s["name"]]) for s in status["stacks"]), (
         status["stacks"]

@@ -62,8 +62,8 @@ def test_no_generated_value_in_clear(small_city: Deployed):
 def test_state_is_written_under_mims_home(small_city: Deployed):
     """The state, the work folders and the cluster live in MIMS_HOME, nowhere else."""
     home = small_city.mims.home
-    layers = [f"mims-{s.stack.name}" for s in small_city.rendering.stacks]
-    with_objects = [f"mims-{s.stack.name}" for s in small_city.rendering.stacks if s.objects]
+    layers = [f"mims-{s.layer.name}" for s in small_city.rendering.layers]
+    with_objects = [f"mims-{s.layer.name}" for s in small_city.rendering.layers if s.objects]
     assert sorted(p.name for p in (home / "state" / ".pulumi" / "stacks").iterdir()) == sorted(
         with_objects + ["mims-secrets"]
     )  # an empty layer that never ran has no state

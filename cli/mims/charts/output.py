@@ -1,4 +1,4 @@
-"""Rendered objects to files (one folder per stack, one file per object) and to a summary."""
+"""Rendered objects to files (one folder per layer, one file per object) and to a summary."""
 
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ def write_rendering(rendering: Rendering, target: Path) -> int:
     count = 0
     try:
         (staging / MARKER).write_text("written by mims render; the whole folder is replaced on each render\n")
-        for stack in rendering.stacks:
-            folder = staging / stack.stack.name
+        for layer in rendering.layers:
+            folder = staging / layer.layer.name
             folder.mkdir()
-            for index, obj in enumerate(stack.objects, start=1):
+            for index, obj in enumerate(layer.objects, start=1):
                 text = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
                 (folder / object_filename(index, obj)).write_text(text)
                 count += 1
@@ -83,11 +83,11 @@ def summary(rendering: Rendering) -> dict:
         "blueprint": str(rendering.loaded.path),
         "city": bp.city.name,
         "profile": bp.budget.profile,
-        "stacks": [
-            {"name": s.stack.name, "depends_on": s.stack.depends_on, "objects": len(s.objects)}
-            for s in rendering.stacks
+        "layers": [
+            {"name": s.layer.name, "depends_on": s.layer.depends_on, "objects": len(s.objects)}
+            for s in rendering.layers
         ],
-        "objects": sum(len(s.objects) for s in rendering.stacks),
+        "objects": sum(len(s.objects) for s in rendering.layers),
         "components": {
             c: {"objects": counts.get(c, 0), **fp.as_dict()} for c, fp in sorted(rendering.footprints.items())
         },

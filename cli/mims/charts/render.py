@@ -1,4 +1,4 @@
-"""Blueprint -> Kubernetes objects per stack. Pure: no cluster, no network, no Pulumi."""
+"""Blueprint -> Kubernetes objects per layer. Pure: no cluster, no network, no Pulumi."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from mims.charts.network import network_policies, tcp_exposed
 from mims.charts.overrides import apply_overrides, unmatched_overrides
 from mims.charts.scrape import metrics_services, scrape_targets
 from mims.errors import ChartError
-from mims.stacks import Stack, load_stacks
+from mims.layers import Layer, load_layers
 
 FOUNDATION = "foundation"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "mims", "app.kubernetes.io/managed-by": "mims"}
@@ -42,15 +42,15 @@ CLUSTER_SCOPED = {
 
 
 @dataclass
-class StackRender:
-    stack: Stack
+class LayerRender:
+    layer: Layer
     objects: list[dict] = field(default_factory=list)
 
 
 @dataclass
 class Rendering:
     loaded: LoadedBlueprint
-    stacks: list[StackRender]
+    layers: list[LayerRender]
     charts: dict[str, Chart]
     footprints: dict[str, Footprint]
     endpoints: dict[str, ResolvedEndpoint] = field(default_factory=dict)
@@ -72,7 +72,7 @@ class Rendering:
         ]
 
     def objects(self) -> list[dict]:
-        return [obj for stack in self.stacks for obj in stack.objects]
+        return [obj for layer in self.layers for obj in layer.objects]
 
     def total(self) -> Footprint:
         total = Footprint()
@@ -109,11 +109,11 @@ class ResolvedEndpoint:
 
 
 class Renderer:
-    """Holds the charts, stacks and Jinja environment so many blueprints render without reloading."""
+    """Holds the charts, layers and Jinja environment so many blueprints render without reloading."""
 
-    def __init__(self, charts_root: Path | None = None, stacks_root: Path | None = None):
+    def __init__(self, charts_root: Path | None = None, layers_root: Path | None = None):
         self.charts_root = charts_root or paths.charts_dir()
-        self.stacks = load_stacks(stacks_root or paths.stacks_dir())
+        self.layers = load_layers(layers_root or paths.layers_dir())
         self.charts = load_charts(self.charts_root)
         self._binary_cache: dict[tuple[Path, str], list[tuple[str, str]]] = {}
         self._loader = _ChartsLoader(self.charts_root)
@@ -234,11 +234,11 @@ class Renderer:
         if mirror:
             mirror.rename_containers([o for _, o in owned])
 
-        stacks = []
-        for stack in self.stacks:
-            members = set(stack.components)
-            stacks.append(StackRender(stack, [o for c, o in owned if c in members]))
-        return Rendering(loaded, stacks, charts, footprints, endpoints, mirror)
+        layers = []
+        for layer in self.layers:
+            members = set(layer.components)
+            layers.append(LayerRender(layer, [o for c, o in owned if c in members]))
+        return Rendering(loaded, layers, charts, footprints, endpoints, mirror)
 
     @staticmethod
     def _chart_context(

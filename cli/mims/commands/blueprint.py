@@ -99,6 +99,6 @@ def validate(
         ),
         table=lambda: [
             f"{blueprint}: valid ({len(rendering.charts)} components, {result['objects']} objects "
-            f"in {len(rendering.stacks)} stacks)"
+            f"in {len(rendering.layers)} layers)"
         ],
     )

@@ -35,7 +35,7 @@ def render(
     count = write_rendering(rendering, output)
     show(fmt, data=lambda: summary(rendering) | {"output": str(output)}, table=lambda: [_footprint(rendering)])
     progress_lines(quiet or fmt is Format.JSON).say(
-        f"wrote {count} objects in {len(rendering.stacks)} stacks to {output}"
+        f"wrote {count} objects in {len(rendering.layers)} layers to {output}"
     )
 
 

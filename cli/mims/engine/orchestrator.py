@@ -54,7 +54,7 @@ class Engine:
         self.workspaces = workspaces or Workspaces(backend or Backend.default(), self.reporter)
         bp = rendering.loaded.blueprint
         self.stack_name = f"{bp.city.name}-{bp.environment}"
-        self.stacks = {s.stack.name: s for s in rendering.stacks}
+        self.layers = {s.layer.name: s for s in rendering.layers}
         self.retained_namespaces = data_namespaces(rendering.objects())
 
     # -- the four operations -------------------------------------------------------------------
@@ -71,8 +71,8 @@ class Engine:
             stacks, secrets = self._select_all()
             waits = self._order()
             if secrets.fresh:
-                for name, stack in self.stacks.items():
-                    if any(is_generated(obj) for obj in stack.objects):
+                for name, layer in self.layers.items():
+                    if any(is_generated(obj) for obj in layer.objects):
                         waits[name].add(SECRETS_STEP)
                 waits = {SECRETS_STEP: set(), **waits}
 
@@ -112,7 +112,7 @@ class Engine:
             ended = info.end_time.isoformat(timespec="seconds") if info and info.end_time else None
             return StackState(name, True, ended, info.result if info else None, len(resources))
 
-        with _state_errors(), ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
+        with _state_errors(), ThreadPoolExecutor(max_workers=len(self.layers)) as pool:
             return list(pool.map(state, self._order()))
 
     # -- one stack -----------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class Engine:
 
             def select(name: str) -> tuple[str, auto.Stack | None, bool]:
                 placeholder = self._program(name, {})
-                if not self.stacks[name].objects:  # an empty layer has work only if it ran before
+                if not self.layers[name].objects:  # an empty layer has work only if it ran before
                     stack, new = self.workspaces.existing_stack(project(name), self.stack_name, placeholder), False
                     if stack is None:
                         return name, None, True
@@ -135,20 +135,20 @@ class Engine:
                 stack.workspace.program = self._program(name, secrets.result().values)
                 return name, stack, not new and _up_to_date(stack)
 
-            with ThreadPoolExecutor(max_workers=len(self.stacks)) as pool:
-                selected = {result[0]: result for result in pool.map(select, self.stacks)}
+            with ThreadPoolExecutor(max_workers=len(self.layers)) as pool:
+                selected = {result[0]: result for result in pool.map(select, self.layers)}
             return selected, secrets.result()
 
     def _preview(self, name: str, stack: auto.Stack | None, up_to_date: bool) -> StackOutcome:
         if up_to_date or stack is None:  # no stack: an empty layer that never ran (`_select_all`)
-            return StackOutcome(name, {"same": len(self.stacks[name].objects)})
+            return StackOutcome(name, {"same": len(self.layers[name].objects)})
         listener = self.reporter.listener(name, planning=True)
         _engine(listener, stack.preview, on_event=listener)
         return StackOutcome(name, dict(listener.counts))
 
     def _update(self, name: str, stack: auto.Stack | None, up_to_date: bool) -> StackOutcome:
         if up_to_date or stack is None:
-            return StackOutcome(name, {"same": len(self.stacks[name].objects)})
+            return StackOutcome(name, {"same": len(self.layers[name].objects)})
         _recover(stack, self.reporter)
         listener = self.reporter.listener(name)
         _engine(
@@ -174,7 +174,7 @@ class Engine:
         return StackOutcome(name, dict(listener.counts))
 
     def _program(self, name: str, values: SecretValues | dict) -> StackProgram:
-        objects = self.stacks[name].objects
+        objects = self.layers[name].objects
         secret_values = {}
         if isinstance(values, SecretValues):
             secret_values = {secret_ref(o): values.fill(o)[0] for o in objects if is_generated(o)}
@@ -197,7 +197,7 @@ class Engine:
 
     def _order(self, reverse: bool = False) -> dict[str, set[str]]:
         """Stack -> the stacks it waits for (its dependencies, or for destroy its dependents)."""
-        waits = {name: set(s.stack.depends_on) for name, s in self.stacks.items()}
+        waits = {name: set(s.layer.depends_on) for name, s in self.layers.items()}
         if reverse:
             waits = {name: {other for other, deps in waits.items() if name in deps} for name in waits}
         return waits
