@@ -18,6 +18,7 @@ import yaml
 
 from mims.errors import MimsError, ToolchainError
 from mims.toolchain import install, pulumi_home, status, toolchain_dir
+from tests.conftest import Said
 from tests.toolchain.modules import GO, TOOLS
 
 pytestmark = pytest.mark.skipif(GO is None, reason="go is not on PATH (the toolchain is built with it)")
@@ -28,13 +29,8 @@ def _run(path: Path) -> str:
 
 
 def test_install_recipe_builds_stamps_version_and_copies_files(env):
-    messages = []
-    result = install(
-        ["tiny"],
-        cache_dir=env["cache"],
-        tools_file=env["tools_file"],
-        progress=lambda tool, message: messages.append((tool, message)),
-    )
+    said = Said()
+    result = install(["tiny"], cache_dir=env["cache"], tools_file=env["tools_file"], progress=said)
     tiny = result["tiny"]
     assert tiny.built
     assert tiny.dir == env["cache"] / "tiny-1.0.0"
@@ -43,7 +39,7 @@ def test_install_recipe_builds_stamps_version_and_copies_files(env):
     manifest = json.loads((tiny.dir / "tool.json").read_text())
     assert manifest["version"] == "1.0.0" and manifest["build_seconds"] >= 0
     assert manifest["binaries"]["tiny"]["bytes"] == tiny["tiny"].stat().st_size
-    assert all(tool == "tiny" for tool, _ in messages) and messages
+    assert said.lines and all(line.startswith("tiny: ") for line in said.lines)
     assert not (env["cache"] / ".work" / f"tiny-1.0.0.{os.getpid()}").exists()
 
 
@@ -55,16 +51,11 @@ def test_main_module_recipe_drops_local_replaces_and_runs_generate(env):
 def test_second_install_does_not_rebuild(env):
     first = install(["tiny"], cache_dir=env["cache"], tools_file=env["tools_file"])["tiny"]
     stamp = first["tiny"].stat().st_mtime_ns
-    messages = []
-    again = install(
-        ["tiny"],
-        cache_dir=env["cache"],
-        tools_file=env["tools_file"],
-        progress=lambda _tool, message: messages.append(message),
-    )["tiny"]
+    said = Said()
+    again = install(["tiny"], cache_dir=env["cache"], tools_file=env["tools_file"], progress=said)["tiny"]
     assert not again.built
     assert again["tiny"].stat().st_mtime_ns == stamp
-    assert messages == ["tiny 1.0.0 is already built"]
+    assert said.lines == ["tiny: tiny 1.0.0 is already built"]
 
 
 def test_cached_tools_need_no_go(env, monkeypatch, tmp_path):
@@ -118,9 +109,9 @@ def test_plugin_is_placed_in_pulumi_home_and_restored(env):
 SCRIPT = """
 import json, sys
 from pathlib import Path
+from mims.progress import Lines
 from mims.toolchain import install
-result = install(["tiny"], cache_dir=Path(sys.argv[1]), tools_file=Path(sys.argv[2]),
-                 progress=lambda tool, message: print(message, file=sys.stderr, flush=True))
+result = install(["tiny"], cache_dir=Path(sys.argv[1]), tools_file=Path(sys.argv[2]), progress=Lines())
 print(json.dumps({"built": result["tiny"].built}))
 """
 

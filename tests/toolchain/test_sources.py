@@ -24,6 +24,7 @@ import yaml
 
 from mims.errors import ToolchainError, UsageError
 from mims.toolchain import checks, download, install, load_tools, modulezip, pulumi_home, sources, status
+from tests.conftest import Said
 from tests.toolchain.fakes import isolate_sources, script
 from tests.toolchain.modules import GO, MODULES, TOOLS, publish
 
@@ -144,15 +145,9 @@ def machine(monkeypatch, tmp_path):
 
 
 def install_and_log(machine, names=None, **kwargs):
-    messages: list[str] = []
-    result = install(
-        names,
-        cache_dir=machine["cache"],
-        tools_file=machine["tools_file"],
-        progress=lambda _tool, message: messages.append(message),
-        **kwargs,
-    )
-    return result, messages
+    said = Said()
+    result = install(names, cache_dir=machine["cache"], tools_file=machine["tools_file"], progress=said, **kwargs)
+    return result, [line.split(": ", 1)[1] for line in said.lines]
 
 
 # --------------------------------------------------------------------------------------------------

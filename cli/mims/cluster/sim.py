@@ -37,7 +37,7 @@ from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.cluster import pki
 from mims.errors import ClusterError, UsageError
 from mims.progress import SILENT, Progress
-from mims.toolchain import InstalledTool, install, tool_lines
+from mims.toolchain import InstalledTool, install
 
 # Start order; stopped in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -148,7 +148,7 @@ class SimCluster:
             if alive:
                 progress.say(f"stopping the {len(alive)} of {len(COMPONENTS)} processes still running")
                 _terminate(alive)
-            tools = install(TOOLS, progress=tool_lines(progress))
+            tools = install(TOOLS, progress=progress)
             if not self._pki.is_dir():
                 progress.say("generating certificates")
                 self.dir.mkdir(parents=True, exist_ok=True)

@@ -84,22 +84,21 @@ def install(
                     "built": t.built,
                     "source": t.source,
                     "binaries": {b: str(p) for b, p in t.binaries.items()},
-                    "seconds": reporter.seconds(t.name),
+                    "seconds": round(t.seconds, 1),
                 }
                 for t in result.values()
             ],
         },
-        table=lambda: _installed(result, reporter, root),
+        table=lambda: _installed(result, root),
     )
 
 
-def _installed(result: dict[str, toolchain.InstalledTool], reporter: _Reporter, root: Path) -> Iterator[RenderableType]:
+def _installed(result: dict[str, toolchain.InstalledTool], root: Path) -> Iterator[RenderableType]:
     table = _table("tool", "version", "this run", "path")
     for t in result.values():
-        seconds = reporter.seconds(t.name)
         verb = VERBS.get(t.source, "installed")
         table.add_row(
-            t.name, t.version, f"{verb} in {seconds:.0f}s" if t.built else f"already {verb}", _relative(t.dir, root)
+            t.name, t.version, f"{verb} in {t.seconds:.0f}s" if t.built else f"already {verb}", _relative(t.dir, root)
         )
     yield table
     yield from _dirs(root)
@@ -169,55 +168,34 @@ def _source_cell(s: toolchain.ToolStatus) -> str:
 
 
 class _Reporter:
-    """The progress hook of `toolchain.install`: one stderr line per step with the seconds since the
-    tool's first step, and on a terminal a spinner with a running clock under them; with `quiet`
-    neither, but it still times each tool."""
+    """The progress of `toolchain.install`: one stderr line per step with the seconds since the install
+    began, and on a terminal a spinner with a running clock under them; with `quiet` neither."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.lines = progress_lines(quiet)
-        self.started: dict[str, float] = {}
-        self.ended: dict[str, float] = {}
-        self.progress: Progress | None = None
-        self.tasks: dict[str, TaskID] = {}
+        self.started = time.monotonic()
+        self.spinner: Progress | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _Reporter:
         if err.is_terminal and not self.quiet:
-            self.progress = Progress(
+            self.spinner = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
             )
-            self.progress.start()
+            self.spinner.start()
         return self
 
     def __exit__(self, *_exc) -> None:
-        now = time.monotonic()
-        for name in self.started:
-            self.ended.setdefault(name, now)
-        if self.progress is not None:
-            self.progress.stop()
+        if self.spinner is not None:
+            self.spinner.stop()
 
-    def __call__(self, tool: str, message: str) -> None:
-        now = time.monotonic()
-        if tool not in self.started:
-            for name in self.started:  # install() works on one tool at a time
-                self._finish(name, now)
-            self.started[tool] = now
-        elapsed = now - self.started[tool]
-        self.lines.say(f"{elapsed:5.0f}s  {tool}: {message}")
-        if self.progress is not None:
-            if tool not in self.tasks:
-                self.tasks[tool] = self.progress.add_task(tool)
-            self.progress.update(self.tasks[tool], description=f"{tool}: {message}")
-
-    def _finish(self, name: str, now: float) -> None:
-        self.ended.setdefault(name, now)
-        if self.progress is not None and name in self.tasks:
-            self.progress.remove_task(self.tasks.pop(name))
-
-    def seconds(self, tool: str) -> float | None:
-        if tool not in self.started:
-            return None
-        return round(self.ended.get(tool, time.monotonic()) - self.started[tool], 1)
+    def say(self, text: str, style: str | None = None) -> None:
+        self.lines.say(f"{time.monotonic() - self.started:5.0f}s  {text}", style)
+        if self.spinner is not None:
+            if self.task is None:
+                self.task = self.spinner.add_task(text)
+            self.spinner.update(self.task, description=text)
 
 
 def _table(*columns: str) -> Table:

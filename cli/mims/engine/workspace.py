@@ -13,8 +13,8 @@ import pulumi.automation as auto
 from mims import paths
 from mims.console import err
 from mims.engine.locks import repair_attributes
-from mims.progress import SILENT, Progress
-from mims.toolchain import install, pulumi_home, tool_lines
+from mims.progress import SILENT, Prefixed, Progress
+from mims.toolchain import install, pulumi_home
 
 PASSPHRASE_ENV = "MIMS_PASSPHRASE"
 BACKEND_ENV = "MIMS_BACKEND"
@@ -67,7 +67,7 @@ class Workspaces:
 
     def __init__(self, backend: Backend, progress: Progress = SILENT):
         self.backend = backend
-        tools = install(["pulumi", "pulumi-kubernetes"], progress=tool_lines(progress, "toolchain: "))
+        tools = install(["pulumi", "pulumi-kubernetes"], progress=Prefixed(progress, "toolchain"))
         self.command = auto.PulumiCommand(root=str(tools["pulumi"].dir))
         self.home = pulumi_home()
         repair_attributes(backend.url, progress)

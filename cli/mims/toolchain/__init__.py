@@ -21,7 +21,7 @@ The modules, each importing only those listed before it:
 
 from __future__ import annotations
 
-from mims.toolchain.installer import InstalledTool, ToolSteps, install, tool_lines
+from mims.toolchain.installer import InstalledTool, install
 from mims.toolchain.layout import ToolStatus, pulumi_home, status, toolchain_dir
 from mims.toolchain.recipes import Tool, load_tools
 from mims.toolchain.sources import SOURCES, resolve_sources
@@ -31,12 +31,10 @@ __all__ = [
     "InstalledTool",
     "Tool",
     "ToolStatus",
-    "ToolSteps",
     "install",
     "load_tools",
     "pulumi_home",
     "resolve_sources",
     "status",
-    "tool_lines",
     "toolchain_dir",
 ]

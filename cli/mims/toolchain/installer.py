@@ -9,14 +9,14 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mims.errors import ToolchainError
-from mims.progress import Progress
+from mims.progress import SILENT, Prefixed, Progress
 from mims.toolchain.checks import verify
 from mims.toolchain.download import Fetcher, download_release
 from mims.toolchain.gobuild import Go, build
@@ -39,15 +39,6 @@ from mims.toolchain.present import find_present
 from mims.toolchain.recipes import Tool, load_tools
 from mims.toolchain.sources import VERBS, Unavailable, offline, resolve_sources, skip_reason
 
-# steps(tool name, message): what the installer is doing, per tool so `mims toolchain install` can time
-# each; `tool_lines` turns a `mims.progress.Progress` into one.
-ToolSteps = Callable[[str, str], None]
-
-
-def tool_lines(progress: Progress, prefix: str = "") -> ToolSteps:
-    """The installer's steps as lines of `progress`: `<prefix><tool>: <message>`."""
-    return lambda tool, message: progress.say(f"{prefix}{tool}: {message}")
-
 
 @dataclass(frozen=True)
 class InstalledTool:
@@ -57,6 +48,7 @@ class InstalledTool:
     binaries: dict[str, Path]
     built: bool  # True when this call installed it (from any source), False when it was already there
     source: str = "build"  # "present", "download" or "build": where the installed tool came from
+    seconds: float = 0.0  # spent on it by this call (waiting for another process's lock included)
 
     def __getitem__(self, binary: str) -> Path:
         return self.binaries[binary]
@@ -65,7 +57,7 @@ class InstalledTool:
 def install(
     names: Iterable[str] | None = None,
     cache_dir: Path | None = None,
-    progress: ToolSteps | None = None,
+    progress: Progress = SILENT,
     tools_file: Path | None = None,
     sources: Iterable[str] | None = None,
 ) -> dict[str, InstalledTool]:
@@ -82,30 +74,31 @@ def install(
         raise ToolchainError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(tools)}", tool=unknown[0])
     session = _Session(go_min, resolve_sources(sources))
     root = toolchain_dir(cache_dir)
-    say = progress or (lambda _tool, _message: None)
     result = {}
     failures: list[ToolchainError] = []
     for name in wanted:
         tool = tools[name]
+        started = time.monotonic()
+        steps = Prefixed(progress, tool.name)  # every line names the tool it is about
         target = root / tool.dir_name
         installed = False
         if not is_current(tool, target, read_manifest(target)):
-            with _locked(root, tool, say):
+            with _locked(root, tool, steps):
                 # Another process may have installed it while we waited for the lock.
                 if not is_current(tool, target, read_manifest(target)):
                     try:
-                        _install_tool(tool, root, session, say)
+                        _install_tool(tool, root, session, steps)
                     except ToolchainError as exc:
                         failures.append(exc)
                         continue
                     installed = True
         else:
-            say(tool.name, _already(tool, read_manifest(target) or {}))
+            steps.say(_already(tool, read_manifest(target) or {}))
         pdir = plugin_dir(tool, root)
         if pdir is not None and not plugin_current(tool, target, pdir):
-            with _locked(root, tool, say, lock_name="pulumi-home"):
+            with _locked(root, tool, steps, lock_name="pulumi-home"):
                 if not plugin_current(tool, target, pdir):
-                    _install_plugin(tool, target, pdir, say)
+                    _install_plugin(tool, target, pdir, steps)
         result[name] = InstalledTool(
             name=tool.name,
             version=tool.version,
@@ -113,6 +106,7 @@ def install(
             binaries={b: target / "bin" / b for b in tool.binaries},
             built=installed,
             source=source_of(read_manifest(target)),
+            seconds=time.monotonic() - started,
         )
     if len(failures) == 1:
         raise failures[0]
@@ -144,7 +138,7 @@ class _Session:
         return None if offline() else self.fetcher
 
 
-def _install_tool(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
+def _install_tool(tool: Tool, root: Path, session: _Session, steps: Progress) -> None:
     """The first source that can provide `tool` installs it; each one tried that cannot gets a progress
     line saying why and what comes next (sources tools.yaml gives the tool no way to use are passed
     over quietly). ToolchainError naming every source's reason when none can."""
@@ -157,11 +151,11 @@ def _install_tool(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> 
     for index, source in enumerate(tried):
         try:
             if source == "present":
-                _install_present(tool, root, session, say)
+                _install_present(tool, root, session, steps)
             elif source == "download":
-                _install_download(tool, root, session, say)
+                _install_download(tool, root, session, steps)
             else:
-                build(tool, root, session.find_go(tool), lambda message: say(tool.name, message))
+                build(tool, root, session.find_go(tool), steps.say)
             return
         except Unavailable as exc:
             attempts[source] = (str(exc), None)
@@ -179,7 +173,7 @@ def _install_tool(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> 
                 else f"{source} {verdict}"
             )
             reason = attempts[source][0].splitlines()[0]
-            say(tool.name, f"{headline} ({reason}); {_next_step(tool, tried[index + 1])}")
+            steps.say(f"{headline} ({reason}); {_next_step(tool, tried[index + 1])}")
     raise _failure(tool, [(s, *attempts[s]) for s in session.sources])
 
 
@@ -207,38 +201,37 @@ def _failure(tool: Tool, attempts: list[tuple[str, str, ToolchainError | None]])
     )
 
 
-def _install_present(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
+def _install_present(tool: Tool, root: Path, session: _Session, steps: Progress) -> None:
     found = find_present(tool, root)
-    say(tool.name, "found " + ", ".join(f"{b} {tool.version} at {p}" for b, p in found.items()))
+    steps.say("found " + ", ".join(f"{b} {tool.version} at {p}" for b, p in found.items()))
     with staging(tool, root) as (work, out):
         for binary, path in found.items():
             os.symlink(os.path.abspath(path), out / "bin" / binary)
-        files_from = module_files(tool, out, work, session.network_fetcher(), lambda message: say(tool.name, message))
+        files_from = module_files(tool, out, work, session.network_fetcher(), steps.say)
         manifest = new_manifest(tool, out, "present", found={b: os.path.abspath(p) for b, p in found.items()})
         if files_from:
             manifest["files_from"] = files_from
         put_in_place(tool, root, out, work, manifest)
-    say(tool.name, f"linked {tool.name} {tool.version} into {root / tool.dir_name}")
+    steps.say(f"linked {tool.name} {tool.version} into {root / tool.dir_name}")
 
 
-def _install_download(tool: Tool, root: Path, session: _Session, say: ToolSteps) -> None:
+def _install_download(tool: Tool, root: Path, session: _Session, steps: Progress) -> None:
     started = time.monotonic()
     with staging(tool, root) as (work, out):
-        step = lambda message: say(tool.name, message)  # noqa: E731
-        urls = download_release(tool, out / "bin", work, session.fetcher, step)
+        urls = download_release(tool, out / "bin", work, session.fetcher, steps.say)
         for binary in tool.binaries:
             if tool.verifiable(binary):
-                say(tool.name, f"checking the downloaded {binary}")
+                steps.say(f"checking the downloaded {binary}")
         failure = verify(tool, {b: out / "bin" / b for b in tool.binaries})
         if failure:
             raise Unavailable(f"the downloaded {failure}", verdict="rejected")
-        files_from = module_files(tool, out, work, session.fetcher, step)
+        files_from = module_files(tool, out, work, session.fetcher, steps.say)
         seconds = round(time.monotonic() - started, 1)
         manifest = new_manifest(tool, out, "download", urls=urls, download_seconds=seconds)
         if files_from:
             manifest["files_from"] = files_from
         put_in_place(tool, root, out, work, manifest)
-    say(tool.name, f"downloaded {tool.name} {tool.version} in {seconds:.0f}s")
+    steps.say(f"downloaded {tool.name} {tool.version} in {seconds:.0f}s")
 
 
 def _already(tool: Tool, manifest: Mapping[str, Any]) -> str:
@@ -247,14 +240,14 @@ def _already(tool: Tool, manifest: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def _locked(root: Path, tool: Tool, say: ToolSteps, lock_name: str | None = None) -> Iterator[None]:
+def _locked(root: Path, tool: Tool, steps: Progress, lock_name: str | None = None) -> Iterator[None]:
     locks = root / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     with (locks / f"{lock_name or tool.name}.lock").open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            say(tool.name, f"waiting for another process building {tool.name}")
+            steps.say(f"waiting for another process building {tool.name}")
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -262,11 +255,11 @@ def _locked(root: Path, tool: Tool, say: ToolSteps, lock_name: str | None = None
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _install_plugin(tool: Tool, target: Path, pdir: Path, say: ToolSteps) -> None:
+def _install_plugin(tool: Tool, target: Path, pdir: Path, steps: Progress) -> None:
     """Places the binary as `$PULUMI_HOME/plugins/<kind>-<name>-v<version>/<binary>`, the layout
     `pulumi plugin install <kind> <name> <version> --file <binary>` produces."""
     assert tool.plugin is not None
-    say(tool.name, f"installing plugin {tool.plugin.kind} {tool.plugin.name} v{tool.version} into {pdir.parent.parent}")
+    steps.say(f"installing plugin {tool.plugin.kind} {tool.plugin.name} v{tool.version} into {pdir.parent.parent}")
     pdir.parent.mkdir(parents=True, exist_ok=True)
     staged = pdir.parent / f".{pdir.name}.{os.getpid()}"
     rmtree(staged)
