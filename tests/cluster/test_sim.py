@@ -18,6 +18,7 @@ from mims.cluster import ClusterConnection, SimCluster
 from mims.cluster.sim import COMPONENTS, NODE_NAME
 from mims.errors import ClusterError, UsageError
 from mims.toolchain import InstalledTool
+from tests.conftest import Said
 
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
@@ -183,6 +184,16 @@ def test_cli_status_json(sim, cli):
     assert data["type"] == "sim" and data["state"] == "running" and data["kubeconfig"] == str(sim.kubeconfig)
 
 
+def test_secrets_are_encrypted_in_etcd(sim, api, namespace):
+    value = f"never-in-clear-{time.monotonic_ns()}"
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "s"}, "stringData": {"v": value}})
+    assert client.CoreV1Api(api).read_namespaced_secret("s", namespace).data["v"]  # the API still reads it
+    stored = b"".join(f.read_bytes() for f in (sim.dir / "etcd").rglob("*") if f.is_file())
+    assert b"k8s:enc:secretbox:v1:key1" in stored
+    assert value.encode() not in stored
+    assert stat.S_IMODE(os.stat(sim.dir / "pki" / "encryption.yaml").st_mode) == 0o600
+
+
 # Lifecycle: these stop and delete the session's cluster; the `sim` fixture starts it again if a later
 # test needs it.
 
@@ -195,6 +206,19 @@ def test_stopped_cluster_restarts_on_its_data(sim, api):
     assert restarted.running
     again = ClusterConnection("sim", sim.name, sim.kubeconfig).api_client()  # new ports, same file
     assert client.CoreV1Api(again).read_namespace("kept").metadata.name == "kept"
+
+
+def test_a_cluster_from_before_encryption_has_its_secrets_written_again(sim, api):
+    client.CoreV1Api(api).create_namespaced_secret("default", {"metadata": {"name": "old"}, "stringData": {"v": "x"}})
+    sim.stop()
+    state = json.loads((sim.dir / "state.json").read_text())
+    del state["secrets_encrypted"]
+    (sim.dir / "state.json").write_text(json.dumps(state))
+    said = Said()
+    sim.create(progress=said)
+    assert any(line.startswith("encrypted the ") for line in said.lines)
+    again = ClusterConnection("sim", sim.name, sim.kubeconfig).api_client()
+    assert client.CoreV1Api(again).read_namespaced_secret("old", "default").data["v"] == "eA=="
 
 
 def test_delete_leaves_no_process_and_no_folder(sim):
@@ -240,7 +264,7 @@ def _fake_tools(tmp_path: Path, etcd_script: str) -> dict[str, InstalledTool]:
 
 def test_a_component_that_exits_is_named_with_its_log(tmp_path, monkeypatch):
     tools = _fake_tools(tmp_path, 'echo "etcdmain: cannot access data directory: disk on fire" >&2; exit 1')
-    monkeypatch.setattr("mims.cluster.sim.install", lambda names, progress=None: tools)
+    monkeypatch.setattr("mims.cluster.local.install", lambda names, progress=None: tools)
     cluster = SimCluster("broken", root=tmp_path / "clusters")
     with pytest.raises(ClusterError) as failure:
         cluster.create()
@@ -255,12 +279,17 @@ def test_a_component_that_exits_is_named_with_its_log(tmp_path, monkeypatch):
 
 def test_private_files_are_owner_only(tmp_path, monkeypatch):
     tools = _fake_tools(tmp_path, "exit 1")
-    monkeypatch.setattr("mims.cluster.sim.install", lambda names, progress=None: tools)
+    monkeypatch.setattr("mims.cluster.local.install", lambda names, progress=None: tools)
     cluster = SimCluster("modes", root=tmp_path / "clusters")
     with pytest.raises(ClusterError):
         cluster.create()
-    private = [cluster.kubeconfig, *cluster.dir.glob("kubeconfigs/*"), *cluster.dir.glob("pki/*.key")]
-    assert len(private) == 1 + 3 + 7
+    private = [
+        cluster.kubeconfig,
+        *cluster.dir.glob("kubeconfigs/*"),
+        *cluster.dir.glob("pki/*.key"),
+        cluster.dir / "pki" / "encryption.yaml",
+    ]
+    assert len(private) == 1 + 3 + 7 + 1
     assert {stat.S_IMODE(os.stat(p).st_mode) for p in private} == {0o600}
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from mims.cluster.connection import ClusterConnection, default_kubeconfigs, existing_context, resolve
 from mims.cluster.kind import KindCluster, KindStatus
-from mims.cluster.sim import ProcessStatus, SimCluster, SimStatus
+from mims.cluster.local import LocalStatus
+from mims.cluster.processes import ProcessStatus
+from mims.cluster.sim import SimCluster
 
 __all__ = [
     "ClusterConnection",
     "KindCluster",
     "KindStatus",
+    "LocalStatus",
     "ProcessStatus",
     "SimCluster",
-    "SimStatus",
     "default_kubeconfigs",
     "existing_context",
     "resolve",

@@ -1,5 +1,6 @@
-"""The simulated cluster's certificates and keys: one CA signs the API server's serving certificate and
-one client certificate per component; RSA keys sign service-account tokens. Certificates are ECDSA
+"""A local cluster's certificates and keys: one CA signs the API server's serving certificate and
+one client certificate per component (some also serve: kwok's and kubelet's APIs); RSA keys sign
+service-account tokens. Certificates are ECDSA
 P-256 because they are fast to make (a whole set in well under a second)."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Identity:
     file: str
     common_name: str
     groups: tuple[str, ...] = ()
-    serves_localhost: bool = False  # kwok also serves its fake kubelet API with its certificate
+    serves: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (DNS names, IPs) it also serves on
 
 
 # Default RBAC binds system:kube-controller-manager and system:kube-scheduler; mims itself and kwok
@@ -46,13 +47,16 @@ CLIENTS = (
     Identity("admin", "mims-admin", ("system:masters",)),
     Identity("controller-manager", "system:kube-controller-manager"),
     Identity("scheduler", "system:kube-scheduler"),
-    Identity("kwok", "kwok-controller", ("system:masters",), serves_localhost=True),
+    Identity("kwok", "kwok-controller", ("system:masters",), serves=(("localhost",), ("127.0.0.1",))),
 )
 
 
-def generate(directory: Path) -> None:
-    """Writes ca.crt/key, apiserver.crt/key, one .crt/.key per client in CLIENTS and sa.key/sa.pub.
-    Files appear together: they are written to a sibling folder that is renamed into place."""
+def generate(
+    directory: Path, clients: tuple[Identity, ...] = CLIENTS, apiserver_ips: tuple[str, ...] = APISERVER_IPS
+) -> None:
+    """Writes ca.crt/key, apiserver.crt/key (for APISERVER_DNS and `apiserver_ips`), one .crt/.key per
+    client and sa.key/sa.pub. Files appear together: they are written to a sibling folder that is
+    renamed into place."""
     staging = directory.with_name(directory.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700, parents=True)
@@ -79,10 +83,18 @@ def generate(directory: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     _write_pair(staging, "ca", ca, ca_key)
-    _issue(staging, "apiserver", "kube-apiserver", (), ca, ca_key, server=(APISERVER_DNS, APISERVER_IPS), client=False)
-    for identity in CLIENTS:
-        server = (("localhost",), ("127.0.0.1",)) if identity.serves_localhost else None
-        _issue(staging, identity.file, identity.common_name, identity.groups, ca, ca_key, server=server, client=True)
+    _issue(staging, "apiserver", "kube-apiserver", (), ca, ca_key, server=(APISERVER_DNS, apiserver_ips), client=False)
+    for identity in clients:
+        _issue(
+            staging,
+            identity.file,
+            identity.common_name,
+            identity.groups,
+            ca,
+            ca_key,
+            server=identity.serves,
+            client=True,
+        )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_private(staging / "sa.key", _private_pem(sa_key))
     (staging / "sa.pub").write_bytes(

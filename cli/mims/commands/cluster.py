@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mims.cluster import KindCluster, KindStatus, SimCluster, SimStatus
+from mims.cluster import KindCluster, KindStatus, LocalStatus, SimCluster
 from mims.commands.options import ClusterName, Quiet, Yes, json_flag
 from mims.commands.options import KindCluster as Kind
 from mims.console import interactive, output_format, show
@@ -53,7 +53,7 @@ def create(
     progress = progress_lines(quiet)
     started = time.monotonic()
     if kind:
-        result: SimStatus | KindStatus = KindCluster(name).create(progress=progress)
+        result: LocalStatus | KindStatus = KindCluster(name).create(progress=progress)
     else:
         result = SimCluster(name).create(cpu=cpu, memory=memory, progress=progress)
     seconds = round(time.monotonic() - started, 1)
@@ -74,7 +74,7 @@ def status(
 ) -> None:
     """Show whether the cluster runs, where its API and kubeconfig are, and what it uses."""
     fmt = output_format(as_json)
-    result: SimStatus | KindStatus = KindCluster(name).status() if kind else SimCluster(name).status()
+    result: LocalStatus | KindStatus = KindCluster(name).status() if kind else SimCluster(name).status()
     show(fmt, data=lambda: _as_dict(result), table=lambda: _lines(result))
 
 
@@ -111,11 +111,11 @@ def delete(
     progress.say(f"deleted {label}")
 
 
-def _as_dict(result: SimStatus | KindStatus) -> dict:
+def _as_dict(result: LocalStatus | KindStatus) -> dict:
     return {"type": "kind" if isinstance(result, KindStatus) else "sim"} | result.as_dict()
 
 
-def _lines(result: SimStatus | KindStatus) -> Iterator[str]:
+def _lines(result: LocalStatus | KindStatus) -> Iterator[str]:
     """The status for people, line by line."""
     if isinstance(result, KindStatus):
         if not result.exists:
