@@ -5,9 +5,27 @@ from __future__ import annotations
 import json
 
 
-def test_sim_and_kind_exclude_each_other(cli, home):
-    code, _, err = cli("cluster", "create", "--sim", "--kind")
-    assert code == 2 and "--sim and --kind exclude each other" in err
+def test_cluster_types_exclude_each_other(cli, home):
+    code, _, err = cli("cluster", "create", "--sim", "--node")
+    assert code == 2 and "--sim, --node and --kind exclude each other" in err
+
+
+def test_node_options_need_a_node(cli, home):
+    code, _, err = cli("cluster", "create", "--node-ip", "192.0.2.7")
+    assert code == 2 and "--node-ip and --install-packages are for a real node" in err
+
+
+def test_load_images_into_a_simulated_cluster_is_refused(cli, home, tmp_path):
+    code, _, err = cli("cluster", "load-images", str(tmp_path / "x.tar"))
+    assert code == 2 and "runs no containers" in err
+
+
+def test_a_name_keeps_its_cluster_type(cli, home):
+    (home / "clusters" / "mims").mkdir(parents=True)
+    (home / "clusters" / "mims" / "state.json").write_text(json.dumps({"type": "sim"}))
+    code, _, err = cli("cluster", "create", "--node")
+    assert code == 6  # ClusterError
+    assert "cluster `mims` is a simulated cluster, not a real-node cluster" in err
 
 
 def test_node_size_is_for_simulated_clusters_only(cli, home):

@@ -160,7 +160,11 @@ class Budget(Strict):
 class Cluster(Strict):
     """Where the platform goes. `sim` is a simulated API server for trying and CI; `context` any cluster."""
 
-    target: Literal["sim", "kind", "context"] = Field("sim", description="Kind of cluster to deploy to.")
+    target: Literal["sim", "node", "kind", "context"] = Field(
+        "sim",
+        description="Kind of cluster to deploy to: `sim` (simulated, pods never run), `node` (a real node on "
+        "this Linux machine, `mims cluster create --node`), `kind`, or a kubeconfig `context`.",
+    )
     context: str | None = Field(None, description="kubeconfig context name; required when target is `context`.")
 
     @model_validator(mode="after")
@@ -356,6 +360,13 @@ class Images(Strict):
         "tag and digest kept (`docker.io/library/mongo:8.0.26` -> "
         "`<mirror>/library/mongo:8.0.26`). `mims images` lists what to copy; see "
         "docs/air-gapped.md.",
+    )
+    pull: Literal["always", "if-not-present"] = Field(
+        "always",
+        description="When the cluster pulls an image: `always` (imagePullPolicy Always: every start checks "
+        "the registry, so a node never runs an image its credentials no longer reach) or "
+        "`if-not-present` (IfNotPresent: for nodes that cannot pull and run images loaded from "
+        "archives, `mims cluster load-images`; checkov's CKV_K8S_15 then reports every container).",
     )
 
 

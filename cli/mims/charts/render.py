@@ -205,6 +205,7 @@ class Renderer:
             "enabled": sorted(charts),
             "endpoints": endpoints,
             "metrics_targets": metrics,
+            "image_pull_policy": {"always": "Always", "if-not-present": "IfNotPresent"}[bp.images.pull],
         }
         policies = network_policies(charts, namespaces, bp.tls.mode)
         services = metrics_services(metrics, bp.city.name)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 
 from mims.cluster.kind import KindCluster
+from mims.cluster.node import NodeCluster
 from mims.cluster.sim import SimCluster
 from mims.errors import ClusterError
 from mims.progress import SILENT, Progress
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 class ClusterConnection:
     """`context` None means the kubeconfig's current-context."""
 
-    kind: Literal["sim", "kind", "context"]
+    kind: Literal["sim", "node", "kind", "context"]
     name: str
     kubeconfig: Path
     context: str | None = None
@@ -81,19 +82,21 @@ def resolve(
         else:
             raise ClusterError(f"no kind cluster `{sim_name}`; run `mims cluster create --kind`")
         return ClusterConnection("kind", sim_name, kind.kubeconfig, kind.context)
-    sim = SimCluster(sim_name)
-    if create_sim:
+    local: SimCluster | NodeCluster = NodeCluster(sim_name) if target == "node" else SimCluster(sim_name)
+    if create_sim and isinstance(local, NodeCluster):
+        local.create(progress=progress)
+    elif create_sim and isinstance(local, SimCluster):
         cpu, memory = sim_node or (None, None)
-        sim.create(cpu=cpu, memory=memory, progress=progress)
+        local.create(cpu=cpu, memory=memory, progress=progress)
     else:
-        state = sim.status().state
+        state = local.status().state
         if state == "missing":
-            raise ClusterError(f"no simulated cluster `{sim_name}`; run `mims cluster create --sim`")
+            raise ClusterError(f"no {local.label}; run `mims cluster create {local.CREATE_FLAG}`")
         if state != "running":
             raise ClusterError(
-                f"simulated cluster `{sim_name}` is {state}; run `mims cluster create --sim` to start it again"
+                f"{local.label} is {state}; run `mims cluster create {local.CREATE_FLAG}` to start it again"
             )
-    return ClusterConnection("sim", sim_name, sim.kubeconfig)
+    return ClusterConnection(target, sim_name, local.kubeconfig)
 
 
 def existing_context(context: str | None, kubeconfig: Path | None = None) -> ClusterConnection:

@@ -109,7 +109,7 @@ class LocalCluster:
             if running:
                 progress.say(f"stopping the {len(running)} of {len(self.COMPONENTS)} processes still running")
                 terminate(running, self.COMPONENTS)
-            self._prepare(progress)
+            self._prepare(settings, progress)
             tools = install(self.TOOLS, progress=progress)
             if not self._pki.is_dir():
                 progress.say("generating certificates")
@@ -203,7 +203,7 @@ class LocalCluster:
     def _settings(self, state: dict, asked: dict[str, Any], progress: Progress) -> dict[str, Any]:
         return asked
 
-    def _prepare(self, progress: Progress) -> None:
+    def _prepare(self, settings: dict[str, Any], progress: Progress) -> None:
         """Checks (and changes) the machine before any process starts."""
 
     def _generate_pki(self, settings: dict[str, Any]) -> None:
