@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mims import doctor
+from mims.cluster import node
 from mims.errors import ToolchainError
 from tests.toolchain.fakes import fake_go, fake_machine, fake_tool, remove_tool, script
 
@@ -32,6 +33,7 @@ def test_checks_cover_everything_in_reading_order(machine):
         "pulumi SDK",
         "pulumi-kubernetes SDK",
         "container runtime",
+        "real-node packages",
         "passphrase",
     ]
 
@@ -199,6 +201,23 @@ def test_container_runtime_without_its_engine_is_a_warning(machine):
 def test_no_container_runtime_is_a_warning(machine):
     runtime = by_name(doctor.run_checks())["container runtime"]
     assert runtime.state == "warn" and "needed only for kind clusters" in runtime.detail
+
+
+def test_missing_real_node_packages_are_a_warning_with_the_install_command(machine, monkeypatch, tmp_path):
+    monkeypatch.setattr(node, "CNI_BIN", tmp_path / "no-cni")
+    check = by_name(doctor.run_checks())["real-node packages"]
+    assert check.state == "warn" and "containerd" in check.detail and "containernetworking-plugins" in check.detail
+    assert check.fix.startswith("apt-get install -y --no-install-recommends containerd runc")
+
+
+def test_real_node_packages_present(machine, monkeypatch, tmp_path):
+    for program in node.PACKAGES:
+        script(machine["bin"] / program, ["1"])
+    monkeypatch.setattr(node, "CNI_BIN", tmp_path / "cni")
+    (tmp_path / "cni").mkdir()
+    for plugin in node.CNI_PLUGINS:
+        (tmp_path / "cni" / plugin).touch()
+    assert by_name(doctor.run_checks())["real-node packages"].state == "ok"
 
 
 def test_passphrase_from_the_environment_is_not_shown(machine, monkeypatch):

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mims import __version__, paths, toolchain
+from mims.cluster import node
 from mims.errors import ToolchainError, UsageError
 from mims.toolchain import Tool, ToolStatus
 from mims.toolchain import sources as toolchain_sources
@@ -73,6 +74,7 @@ def run_checks(cache_dir: Path | None = None) -> list[Check]:
         sdk_check("pulumi", tools["pulumi"]),
         sdk_check("pulumi-kubernetes", tools["pulumi-kubernetes"]),
         container_runtime_check(),
+        node_packages_check(),
         passphrase_check(),
     ]
     return checks
@@ -317,6 +319,20 @@ def container_runtime_check() -> Check:
         "container runtime",
         "warn",
         "neither docker nor podman is on PATH (needed only for kind clusters; the simulated cluster needs none)",
+    )
+
+
+def node_packages_check() -> Check:
+    """Only real-node clusters (`mims cluster create --node`) need containerd, runc, the CNI plugins
+    and the firewall tools, from the system's packages."""
+    missing = node.missing_packages()
+    if not missing:
+        return Check("real-node packages", "ok", "containerd, runc, CNI plugins, iptables, ipset, conntrack")
+    return Check(
+        "real-node packages",
+        "warn",
+        f"missing {', '.join(missing)} (needed only for real-node clusters)",
+        fix=f"{node.INSTALL_COMMAND}, or `mims cluster create --node --install-packages`",
     )
 
 

@@ -28,10 +28,11 @@ def test_doctor_prints_every_check_and_exits_0_with_warnings(cli, machine):
     assert code == 0 and err == ""
     table = states(out)
     tools = len(load_tools()[1])
-    assert len(table) == 10 + tools  # one row per tool of tools.yaml
+    assert len(table) == 11 + tools  # one row per tool of tools.yaml
     assert table["tool kwok"] == table["go"] == table["passphrase"] == table["toolchain sources"] == "ok"
     assert table["container runtime"] == "warn"  # no docker or podman on the fake PATH
-    assert out.rstrip().splitlines()[-1] == f"{9 + tools} ok, 1 warn, 0 missing"
+    assert table["real-node packages"] == "warn"  # nor containerd
+    assert out.rstrip().splitlines()[-1] == f"{9 + tools} ok, 2 warn, 0 missing"
 
 
 def test_doctor_json(cli, machine):
