@@ -235,6 +235,8 @@ def _endpointstable(deployment: Deployment) -> Table:
     title = "Endpoints"
     if deployment.cluster.kind == "sim":
         title += " (simulated cluster: the objects exist, no container runs, nothing answers)"
+    elif deployment.cluster.kind == "node":
+        title += " (real node: answered on this machine once DNS points the city's hosts at it)"
     table = new_table("component", "endpoint", "url", title=title)
     for endpoint, url in deployment.rendering.public_urls():
         table.add_row(endpoint.component, endpoint.name, url)

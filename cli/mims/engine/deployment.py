@@ -9,7 +9,7 @@ from pathlib import Path
 from mims.blueprint import load_blueprint
 from mims.charts.quantity import bytes_of, cpu_millicores
 from mims.charts.render import Renderer, Rendering
-from mims.cluster import ClusterConnection, SimCluster, resolve
+from mims.cluster import ClusterConnection, NodeCluster, SimCluster, resolve
 from mims.cost.guard import check_cap
 from mims.cost.model import estimate
 from mims.engine.orchestrator import Engine
@@ -56,12 +56,15 @@ def open_deployment(
         progress=reporter,
     )
     if cluster.kind == "sim":
-        _check_sim_size(cluster, node)
-    if cluster.kind == "sim":
+        _check_local_size(SimCluster(cluster.name), node)
         reporter.say(
             f"cluster: simulated cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig}); "
             f"pods are scheduled but never run"
         )
+    elif cluster.kind == "node":
+        total = rendering.total()
+        _check_local_size(NodeCluster(cluster.name), (f"{total.cpu_request_m}m", str(total.memory_request)))
+        reporter.say(f"cluster: real-node cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig})")
     engine = Engine(rendering, Target(cluster.kubeconfig, cluster.context), reporter=reporter)
     return Deployment(rendering, cluster, engine)
 
@@ -79,16 +82,19 @@ def sim_node_for(rendering: Rendering) -> tuple[str, str]:
     return SIM_NODE_SIZES[-1]
 
 
-def _check_sim_size(cluster: ClusterConnection, node: tuple[str, str]) -> None:
-    """A simulated node too small for the blueprint leaves pods Pending until Pulumi times out."""
-    size = SimCluster(cluster.name).node_size()
+def _check_local_size(cluster: SimCluster | NodeCluster, needed: tuple[str, str]) -> None:
+    """A node too small for the blueprint's requests leaves pods Pending until Pulumi times out."""
+    size = cluster.node_size()
     if size is None:
         return
     cpu, memory = size
-    if cpu_millicores(cpu) < cpu_millicores(node[0]) or bytes_of(memory) < bytes_of(node[1]):
+    if cpu_millicores(cpu) < cpu_millicores(needed[0]) or bytes_of(memory) < bytes_of(needed[1]):
+        fix = (
+            f"Run `mims cluster delete --name {cluster.name} --yes` and deploy again"
+            if isinstance(cluster, SimCluster)
+            else "Choose a smaller budget.profile or a larger machine"
+        )
         raise ClusterError(
-            f"simulated cluster `{cluster.name}` has a node of {cpu} CPU / "
-            f"{memory}; this blueprint needs {node[0]} CPU / {node[1]}. Run "
-            f"`mims cluster delete --name {cluster.name} --yes` and deploy again, or deploy "
-            f"to another cluster with --context"
+            f"{cluster.label} has a node of {cpu} CPU / {memory}; this blueprint requests "
+            f"{needed[0]} CPU / {needed[1]}. {fix}, or deploy to another cluster with --context"
         )
