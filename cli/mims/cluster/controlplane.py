@@ -174,12 +174,13 @@ def write_kubeconfig(path: Path, pki_dir: Path, context: str, server: str, user:
 
 
 class Api:
-    """The few API calls starting a cluster needs, with the admin certificate; the official client
-    would add half a second of import to every `mims cluster` command."""
+    """The few API calls starting a cluster needs, with the certificate of `user` (the admin's by
+    default); the official client would add half a second of import to every `mims cluster` command."""
 
-    def __init__(self, url: str, pki_dir: Path) -> None:
+    def __init__(self, url: str, pki_dir: Path, user: str = "admin") -> None:
         self.url = url
         self.pki_dir = pki_dir
+        self.user = user
         self._context: ssl.SSLContext | None = None
 
     def ready(self) -> bool:
@@ -211,13 +212,17 @@ class Api:
                 )
         return len(body.get("items", []))
 
-    def call(self, method: str, path: str, obj: dict | None, timeout: float) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, obj: dict | None, timeout: float, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         if self._context is None:
             self._context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
-            self._context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+            self._context.load_cert_chain(
+                str(self.pki_dir / f"{self.user}.crt"), str(self.pki_dir / f"{self.user}.key")
+            )
         data = None if obj is None else json.dumps(obj).encode()
         request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
+            self.url + path, data=data, method=method, headers={"Content-Type": content_type} if data else {}
         )
         try:
             with urllib.request.urlopen(request, context=self._context, timeout=timeout) as response:

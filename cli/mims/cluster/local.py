@@ -229,7 +229,9 @@ class LocalCluster:
     def write_kubeconfig(self, path: Path, server: str, user: str) -> None:
         write_kubeconfig(path, self._pki, f"mims-{self.name}", server, user)
 
-    def api(self, state: dict) -> Api:
+    def api(self, state: dict | None = None) -> Api:
+        """API calls with the admin certificate, to the address in `state` (else the state file's)."""
+        state = self._read_state() if state is None else state
         return Api(state.get("api_url", ""), self._pki)
 
     def _check_type(self, state: dict) -> None:

@@ -17,6 +17,7 @@ import platform
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from mims.errors import ClusterError
 from mims.progress import SILENT, Progress
 from mims.toolchain import InstalledTool
 
-COMPONENTS = (*controlplane.COMPONENTS, "containerd", "kubelet", "kube-proxy", "kube-router")
+COMPONENTS = (*controlplane.COMPONENTS, "containerd", "kubelet", "kube-proxy", "kube-router", "loadbalancer")
 TOOLS = ("etcd", "kubernetes", "kubernetes-node", "kube-router")
 POD_CIDR = "10.244.0.0/24"
 DNS_IP = "10.96.0.10"
@@ -138,6 +139,7 @@ class NodeCluster(LocalCluster):
             ),
             pki.Identity("kube-proxy", "system:kube-proxy"),
             pki.Identity("kube-router", "mims:kube-router"),
+            pki.Identity("loadbalancer", "mims:loadbalancer"),
             pki.Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
         )
         pki.generate(self._pki, node_pki, apiserver_ips=(*pki.APISERVER_IPS, ip))
@@ -195,6 +197,7 @@ class NodeCluster(LocalCluster):
                 "--health-port=0",
                 "--v=1",
             ],
+            "loadbalancer": [sys.executable, "-m", "mims.cluster.loadbalancer", self._pki, plane.api_url, node_ip],
         }
         api, run = self.api(state), self.supervisor
         started = time.monotonic()
@@ -208,8 +211,8 @@ class NodeCluster(LocalCluster):
             run.spawn(name, commands[name], state)
         for obj in _addons():
             api.ensure(_collection(obj), obj)
-        for name in ("kubelet", "kube-proxy", "kube-router"):
-            run.spawn(name, commands[name], state)
+        for name in ("kubelet", "kube-proxy", "kube-router", "loadbalancer"):
+            run.spawn(name, commands[name], state, env=_python_path() if name == "loadbalancer" else None)
         run.wait(
             f"node {self.node_name} to be Ready",
             "kubelet",
@@ -326,6 +329,12 @@ class NodeCluster(LocalCluster):
         problems = host.restore(before, [self.dir], str(self.containerd_socket))
         if problems:
             raise ClusterError(f"{self.label}: could not put the machine back as it was: " + "; ".join(problems))
+
+
+def _python_path() -> dict[str, str]:
+    """The load balancer runs this mims's own package, wherever it was imported from."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
 
 
 def missing_packages() -> list[str]:
