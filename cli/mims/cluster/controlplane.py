@@ -73,6 +73,8 @@ class ControlPlane:
                 f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
                 f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
                 f"--kubelet-certificate-authority={p / 'ca.crt'}",
+                # The node's name (`<cluster>-node`) is in no DNS; its address is in its status.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
             ]
         else:
             # 127.0.0.1 may not be an Endpoints address, and nothing dials the `kubernetes` Service;
@@ -190,7 +192,10 @@ class Api:
         return self.call("GET", path, None, timeout)
 
     def ensure(self, collection: str, obj: dict) -> None:
-        """Creates `obj` unless it exists (a restarted cluster keeps its objects)."""
+        """Creates `obj` unless it exists (a restarted cluster keeps its objects). Looked up first: a
+        Service asking for a ClusterIP its existing self holds is refused with 422, not 409."""
+        if self.get(f"{collection}/{obj['metadata']['name']}")[0] == 200:
+            return
         code, body = self.call("POST", collection, obj, 10)
         if code not in (201, 409):
             message = body.get("message") if isinstance(body, dict) else body
@@ -238,5 +243,8 @@ def _decode(raw: bytes) -> Any:
 
 
 def condition(obj: Any, kind: str) -> bool:
-    conditions = obj.get("status", {}).get("conditions", []) if isinstance(obj, dict) else []
+    """Whether API object `obj` has condition `kind` True (False for an error answer, whose `status`
+    is a string)."""
+    status = obj.get("status") if isinstance(obj, dict) else None
+    conditions = status.get("conditions") or [] if isinstance(status, dict) else []
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)

@@ -134,7 +134,8 @@ class LocalCluster:
         state = self._read_state()
         if not done:
             count = self.api(state).rewrite_secrets()
-            progress.say(f"encrypted the {count} Secrets stored before encryption at rest")
+            if count:
+                progress.say(f"encrypted the {count} Secrets stored before encryption at rest")
         state["secrets_encrypted"] = True
         self._write_state(state)
 

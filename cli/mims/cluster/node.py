@@ -84,6 +84,10 @@ class NodeCluster(LocalCluster):
         packages are an error naming the command that installs them, unless `install_packages`."""
         return self._create({"node_ip": node_ip, "install_packages": install_packages}, progress)
 
+    def node_ip(self) -> str | None:
+        """The address the node was started on (its API server, kubelet and load balancer use it)."""
+        return self._read_state().get("node_ip")
+
     def load_images(self, archives: list[Path], progress: Progress = SILENT) -> list[str]:
         """Imports OCI or docker image archives into the node's containerd (namespace k8s.io, where
         kubelet looks), for nodes that cannot pull; returns the image names imported."""
@@ -211,7 +215,7 @@ class NodeCluster(LocalCluster):
             run.spawn(name, commands[name], state)
         for obj in _addons():
             api.ensure(_collection(obj), obj)
-        for name in ("kubelet", "kube-proxy", "kube-router", "loadbalancer"):
+        for name in ("kubelet", "kube-proxy", "loadbalancer"):
             run.spawn(name, commands[name], state, env=_python_path() if name == "loadbalancer" else None)
         run.wait(
             f"node {self.node_name} to be Ready",
@@ -219,6 +223,7 @@ class NodeCluster(LocalCluster):
             state,
             lambda: condition(api.get(f"/api/v1/nodes/{self.node_name}")[1], "Ready"),
         )
+        run.spawn("kube-router", commands["kube-router"], state)  # it exits when its Node does not exist yet
         run.wait(
             "the `default` ServiceAccount",
             "kube-controller-manager",
@@ -349,7 +354,7 @@ def _default_address() -> str:
     """The address this machine uses to reach others (its default route); a UDP connect sends nothing."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
-            probe.connect(("192.0.2.255", 9))
+            probe.connect(("198.51.100.1", 9))  # TEST-NET-2: routed by the default route, never sent
             address = probe.getsockname()[0]
         except OSError as exc:
             raise ClusterError(f"cannot find this machine's address ({exc}); pass --node-ip") from exc
