@@ -134,15 +134,15 @@ def _read_sysctl(name: str) -> str | None:
         return None
 
 
-def _iptables(family: str, table: str) -> tuple[list[str], list[str]]:
-    """(chain names, `-A` rule lines) of one table."""
+def _iptables(family: str, table: str) -> list[list[str]]:
+    """[chain names, `-A` rule lines] of one table (lists, as they come back from state.json)."""
     done = subprocess.run([f"{family}-save", "-t", table], capture_output=True, text=True)
     if done.returncode != 0:
-        return [], []
+        return [[], []]
     lines = done.stdout.splitlines()
     chains = [line[1:].split()[0] for line in lines if line.startswith(":")]
     rules = [line for line in lines if line.startswith("-A ")]
-    return chains, rules
+    return [chains, rules]
 
 
 def _restore_iptables(family: str, table: str, chains: set[str], rules: list[str], problems: list[str]) -> None:
