@@ -13,7 +13,7 @@ import pytest
 from mims.blueprint import load_blueprint
 from mims.charts.facts import load_image_facts
 from mims.charts.output import write_rendering
-from tests.charts.test_image_facts import (
+from tests.charts.test_image_facts import (  # noqa: F401
     runs_of,
     test_container_paths_exist_in_the_image,
     test_container_ports_are_ports_the_image_serves_or_the_container_configures,
@@ -21,7 +21,7 @@ from tests.charts.test_image_facts import (
     test_paths_the_image_writes_are_volumes_on_a_read_only_root,
     test_variables_set_are_read_by_the_image,
 )
-from tests.charts.test_platform import (
+from tests.charts.test_platform import (  # noqa: F401
     test_data_volumes_are_protected,
     test_every_container_has_requests_limits_and_numeric_user,
     test_every_object_says_it_is_managed_by_mims_and_for_which_component,
@@ -39,10 +39,14 @@ from tests.charts.test_scanners import (
 )
 from tests.conftest import REPO
 
-# The tests imported above are the shipped examples' own; pytest collects them here as well and
-# runs them on this example through this module's fixtures (`rendering`, `rendered_examples`,
-# `rendered_dirs`, `runs`, `facts`), so the example is held to exactly the same rules.
-for scanner_test in (test_checkov_finds_no_failed_check, test_every_object_validates_strictly_against_oldest_kubernetes):
+# The tests imported above are the shipped examples' own: pytest collects them here as well and runs
+# them on this example through this module's fixtures (`rendering`, `rendered_examples`,
+# `rendered_dirs`, `runs`, `facts`), so the example is held to exactly the same rules. The scanner
+# tests keep their marker, so `-m scanners` selects them here too.
+for scanner_test in (
+    test_checkov_finds_no_failed_check,
+    test_every_object_validates_strictly_against_oldest_kubernetes,
+):
     pytest.mark.scanners(scanner_test)
 
 EXAMPLE = REPO / "docs" / "examples" / "stellio"
@@ -80,7 +84,9 @@ def facts():
 @pytest.fixture(scope="module")
 def runs(rendering, broker_namespace):
     """The containers of the example chart (the broker's namespace), which its facts file covers."""
-    return [r for r in runs_of(rendering, "stellio-example") if r.where.startswith(f"stellio-example: {broker_namespace}/")]
+    return [
+        r for r in runs_of(rendering, "stellio-example") if r.where.startswith(f"stellio-example: {broker_namespace}/")
+    ]
 
 
 def test_the_blueprint_validates_and_renders_the_chart_of_its_own(cli, tmp_path):
