@@ -9,7 +9,18 @@ from mims.cluster import node
 from mims.errors import ToolchainError
 from tests.toolchain.fakes import fake_go, fake_machine, fake_tool, remove_tool, script
 
-TOOLS = ["pulumi", "pulumi-kubernetes", "kubernetes", "kubectl", "etcd", "kwok"]
+TOOLS = [
+    "pulumi",
+    "pulumi-kubernetes",
+    "kubernetes",
+    "kubernetes-node",
+    "kubectl",
+    "etcd",
+    "kwok",
+    "kube-router",
+    "coredns",
+    "local-path-provisioner",
+]
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from mims.cluster import ClusterConnection, SimCluster
-from mims.cluster.sim import COMPONENTS, NODE_NAME
+from mims.cluster.sim import COMPONENTS, NODE_NAME, TOOLS
 from mims.errors import ClusterError, UsageError
-from mims.toolchain import InstalledTool
+from mims.toolchain import InstalledTool, load_tools
 from tests.conftest import Said
 
 RESTRICTED = {
@@ -291,6 +291,11 @@ def test_private_files_are_owner_only(tmp_path, monkeypatch):
     ]
     assert len(private) == 1 + 3 + 7 + 1
     assert {stat.S_IMODE(os.stat(p).st_mode) for p in private} == {0o600}
+
+
+def test_the_simulated_cluster_installs_no_node_binaries():
+    _, tools = load_tools()
+    assert not {"kubelet", "kube-proxy", "kube-router", "coredns"} & {b for t in TOOLS for b in tools[t].binaries}
 
 
 @pytest.mark.parametrize("name", ["", "Mims", "a_b", "-a", "x" * 41])

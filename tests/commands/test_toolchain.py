@@ -36,7 +36,7 @@ def test_status_shows_present_missing_and_stale_and_the_cache_dir(cli, machine):
     assert table["kwok"] == ["kwok", "0.8.0", "missing", "kwok-0.8.0/"]
     assert table["etcd"] == ["etcd", "3.6.16", "stale", "etcd-3.6.16/"]
     assert f"toolchain dir: {machine['toolchain']}" in out
-    assert "4 of 6 installed; `mims toolchain install` installs etcd, kwok" in out
+    assert "8 of 10 installed; `mims toolchain install` installs etcd, kwok" in out
 
 
 def test_status_json(cli, machine):
@@ -51,9 +51,13 @@ def test_status_json(cli, machine):
         "pulumi": "present",
         "pulumi-kubernetes": "present",
         "kubernetes": "missing",
+        "kubernetes-node": "present",
         "kubectl": "present",
         "etcd": "present",
         "kwok": "present",
+        "kube-router": "present",
+        "coredns": "present",
+        "local-path-provisioner": "present",
     }
     provider = next(t for t in report["tools"] if t["name"] == "pulumi-kubernetes")
     assert provider["plugin_dir"].endswith("pulumi-home/plugins/resource-kubernetes-v4.25.0")
@@ -123,7 +127,7 @@ def test_install_json(cli, machine):
 def test_install_of_an_unknown_tool_is_a_usage_error(cli, machine):
     code, out, err = cli("toolchain", "install", "helm")
     assert code == 2 and out == ""
-    assert "error: unknown tool helm; choose from pulumi, pulumi-kubernetes, kubernetes, kubectl, etcd, kwok" in err
+    assert "error: unknown tool helm; choose from pulumi, pulumi-kubernetes, kubernetes, kubernetes-node, " in err
 
 
 def test_install_without_go_exits_4_naming_the_tool(cli, machine, monkeypatch):

@@ -19,7 +19,18 @@ BROKEN = FIXTURES / "toolchain"
 
 def test_shipped_tools_file_loads():
     go_min, tools = load_tools()
-    assert set(tools) == {"pulumi", "pulumi-kubernetes", "kubernetes", "kubectl", "etcd", "kwok"}
+    assert set(tools) == {
+        "pulumi",
+        "pulumi-kubernetes",
+        "kubernetes",
+        "kubernetes-node",
+        "kubectl",
+        "etcd",
+        "kwok",
+        "kube-router",
+        "coredns",
+        "local-path-provisioner",
+    }
     assert go_min
     provider = tools["pulumi-kubernetes"]
     assert provider.plugin is not None and provider.plugin.name == "kubernetes"
@@ -28,6 +39,16 @@ def test_shipped_tools_file_loads():
     assert set(tools["kubernetes"].binaries) == {"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
     assert tools["kwok"].recipe == "install"
     assert any(dest.endswith("storage-class.yaml") for dest in tools["kwok"].files)
+
+
+def test_node_binaries_are_built_as_the_control_plane_in_a_tool_of_their_own():
+    """kubelet and kube-proxy must match the API server's version and build; a tool of their own keeps
+    the simulated cluster (tool `kubernetes`) from building them."""
+    _, tools = load_tools()
+    plane, node = tools["kubernetes"], tools["kubernetes-node"]
+    assert set(node.binaries) == {"kubelet", "kube-proxy"}
+    same = ("version", "module", "module_version", "recipe", "local_replaces", "ldflags", "tags")
+    assert {k: getattr(node, k) for k in same} == {k: getattr(plane, k) for k in same}
 
 
 @pytest.mark.parametrize(

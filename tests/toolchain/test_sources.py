@@ -470,6 +470,7 @@ def test_shipped_download_urls():
     urls = {
         name: [(f.url, f.checksums or f.sha256) for f in download.release_files(tool, "linux/amd64")]
         for name, tool in tools.items()
+        if tool.download is not None
     }
     assert urls["pulumi"] == [
         (
@@ -486,6 +487,20 @@ def test_shipped_download_urls():
         "https://dl.k8s.io/v1.33.13/bin/linux/amd64/kube-apiserver.sha256",
     )
     assert len(urls["kubernetes"]) == 3
+    assert urls["kubernetes-node"] == [
+        (
+            f"https://dl.k8s.io/v1.33.13/bin/linux/amd64/{b}",
+            f"https://dl.k8s.io/v1.33.13/bin/linux/amd64/{b}.sha256",
+        )
+        for b in ("kubelet", "kube-proxy")
+    ]
+    assert urls["coredns"] == [
+        (
+            "https://github.com/coredns/coredns/releases/download/v1.15.0/coredns_1.15.0_linux_amd64.tgz",
+            "https://github.com/coredns/coredns/releases/download/v1.15.0/coredns_1.15.0_linux_amd64.tgz.sha256",
+        )
+    ]
+    assert "kube-router" not in urls  # its release binaries print no version (tools.yaml)
     assert urls["etcd"] == [
         (
             "https://github.com/etcd-io/etcd/releases/download/v3.6.16/etcd-v3.6.16-linux-amd64.tar.gz",
@@ -495,4 +510,5 @@ def test_shipped_download_urls():
     assert urls["kwok"][0][0] == "https://github.com/kubernetes-sigs/kwok/releases/download/v0.8.0/kwok-linux-amd64"
     assert download.release_files(tools["etcd"], "darwin/arm64")[0].url.endswith("etcd-v3.6.16-darwin-arm64.zip")
     assert "darwin/arm64" not in tools["kubernetes"].download.platforms  # no macOS server binaries
+    assert "darwin/arm64" not in tools["kubernetes-node"].download.platforms
     assert tools["kwok"].module_sum.startswith("h1:")
