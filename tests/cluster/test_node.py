@@ -214,6 +214,47 @@ def test_a_load_balancer_service_answers_on_the_node_address(node, core):
     assert wait_for("an answer through the load balancer", lambda: b"hello-from-pod" in answer(), timeout=30)
 
 
+def test_a_claim_gets_a_volume_whose_data_outlives_its_pod(node, core, kubectl):
+    ns = namespace(core, "volumes")
+    core.create_namespaced_persistent_volume_claim(
+        ns,
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}},
+        },
+    )
+
+    def pod_with_volume(name: str) -> dict:
+        return {
+            "metadata": {"name": name},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": BUSYBOX,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["sh", "-c", "sleep 3600"],
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        "securityContext": RESTRICTED,
+                        "resources": RESOURCES,
+                    }
+                ],
+            },
+        }
+
+    core.create_namespaced_pod(ns, pod_with_volume("writer"))
+    wait_for("the writer Running", lambda: core.read_namespaced_pod("writer", ns).status.phase == "Running")
+    kubectl("exec", "-n", ns, "writer", "--", "sh", "-c", "echo kept > /data/row")
+    core.delete_namespaced_pod("writer", ns, grace_period_seconds=0)
+    wait_for("the writer gone", lambda: not core.list_namespaced_pod(ns).items)
+    core.create_namespaced_pod(ns, pod_with_volume("reader"))
+    wait_for("the reader Running", lambda: core.read_namespaced_pod("reader", ns).status.phase == "Running")
+    assert kubectl("exec", "-n", ns, "reader", "--", "cat", "/data/row").stdout == "kept\n"
+    assert str(node.dir / "volumes") in core.list_persistent_volume().items[0].spec.host_path.path
+
+
 def test_pods_run_again_after_stop_and_start(node, core):
     ns = namespace(core, "restart")
     busybox_pod(core, ns, "kept", "sleep 3600")

@@ -32,16 +32,27 @@ from mims.errors import ClusterError
 from mims.progress import SILENT, Progress
 from mims.toolchain import InstalledTool
 
-COMPONENTS = (*controlplane.COMPONENTS, "containerd", "kubelet", "kube-proxy", "kube-router", "loadbalancer")
-TOOLS = ("etcd", "kubernetes", "kubernetes-node", "kube-router")
+COMPONENTS = (
+    *controlplane.COMPONENTS,
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "kube-router",
+    "loadbalancer",
+    "local-path-provisioner",
+)
+TOOLS = ("etcd", "kubernetes", "kubernetes-node", "kube-router", "local-path-provisioner")
 POD_CIDR = "10.244.0.0/24"
 DNS_IP = "10.96.0.10"
 BRIDGE = "mims0"
 ADDONS = Path(__file__).with_name("node-addons.yaml")
 CNI_BIN = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # kubeadm 1.33's PauseVersion (cmd/kubeadm/app/constants)
-# CoreDNS's own image (coredns/coredns on Docker Hub), the release whose Dockerfile node-addons.yaml follows.
-COREDNS_IMAGE = "docker.io/coredns/coredns:1.14.7"
+# CoreDNS's own image (coredns/coredns on Docker Hub) of the release the toolchain builds; node-addons.yaml
+# follows its Dockerfile.
+COREDNS_IMAGE = "docker.io/coredns/coredns:1.15.0"
+# The volume helper pods' shell (upstream's template says `busybox`, unpinned).
+BUSYBOX_IMAGE = "docker.io/library/busybox:1.35.0"
 
 # What must be on the machine, with the Debian package that has it.
 PACKAGES = {
@@ -144,6 +155,7 @@ class NodeCluster(LocalCluster):
             pki.Identity("kube-proxy", "system:kube-proxy"),
             pki.Identity("kube-router", "mims:kube-router"),
             pki.Identity("loadbalancer", "mims:loadbalancer"),
+            pki.Identity("local-path-provisioner", "mims:local-path-provisioner"),
             pki.Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
         )
         pki.generate(self._pki, node_pki, apiserver_ips=(*pki.APISERVER_IPS, ip))
@@ -157,7 +169,8 @@ class NodeCluster(LocalCluster):
         proxy_health, proxy_metrics, kubelet_health = free_ports(3)
         plane = ControlPlane(self.dir, self._pki, node_ip, api_port, etcd_client, etcd_peer, kubelets=True)
         self.write_kubeconfig(self.kubeconfig, plane.api_url, "admin")
-        for user in ("controller-manager", "scheduler", "kubelet", "kube-proxy", "kube-router"):
+        users = ("controller-manager", "scheduler", "kubelet", "kube-proxy", "kube-router", "local-path-provisioner")
+        for user in users:
             self.write_kubeconfig(self.kubeconfigs / f"{user}.kubeconfig", plane.api_url, user)
         state = self.new_state(
             plane.api_url,
@@ -202,6 +215,13 @@ class NodeCluster(LocalCluster):
                 "--v=1",
             ],
             "loadbalancer": [sys.executable, "-m", "mims.cluster.loadbalancer", self._pki, plane.api_url, node_ip],
+            "local-path-provisioner": [
+                tools["local-path-provisioner"]["local-path-provisioner"],
+                "start",
+                f"--kubeconfig={self.kubeconfigs / 'local-path-provisioner.kubeconfig'}",
+                "--namespace=local-path-storage",  # its ConfigMap local-path-config holds config and scripts
+                "--service-account-name=local-path-provisioner-service-account",
+            ],
         }
         api, run = self.api(state), self.supervisor
         started = time.monotonic()
@@ -213,7 +233,8 @@ class NodeCluster(LocalCluster):
         progress.say(f"API server ready at {plane.api_url} after {elapsed(started)}; starting the node")
         for name in ("kube-controller-manager", "kube-scheduler"):
             run.spawn(name, commands[name], state)
-        for obj in _addons():
+        (self.dir / "volumes").mkdir(exist_ok=True)
+        for obj in _addons(self.dir / "volumes"):
             api.ensure(_collection(obj), obj)
         for name in ("kubelet", "kube-proxy", "loadbalancer"):
             run.spawn(name, commands[name], state, env=_python_path() if name == "loadbalancer" else None)
@@ -223,7 +244,8 @@ class NodeCluster(LocalCluster):
             state,
             lambda: condition(api.get(f"/api/v1/nodes/{self.node_name}")[1], "Ready"),
         )
-        run.spawn("kube-router", commands["kube-router"], state)  # it exits when its Node does not exist yet
+        for name in ("kube-router", "local-path-provisioner"):  # both need the Node to exist
+            run.spawn(name, commands[name], state)
         run.wait(
             "the `default` ServiceAccount",
             "kube-controller-manager",
@@ -448,16 +470,21 @@ def _collection(obj: dict) -> str:
     group_version = obj["apiVersion"]
     base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
     namespace = obj["metadata"].get("namespace")
-    plural = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}.get(
-        obj["kind"], obj["kind"].lower() + "s"
-    )
+    plural = {"StorageClass": "storageclasses"}.get(obj["kind"], obj["kind"].lower() + "s")
     return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
 
-def _addons() -> list[dict]:
-    """Objects every node gets: read access for kube-router (its firewall-only subset of upstream's
-    ClusterRole, kube-router v2.1.0 daemonset/generic-kuberouter.yaml) and CoreDNS as kubeadm 1.33
-    deploys it (cmd/kubeadm/app/phases/addons/dns/manifests.go), from addons/coredns.yaml."""
-    return list(
-        yaml.safe_load_all(ADDONS.read_text().replace("@COREDNS_IMAGE@", COREDNS_IMAGE).replace("@DNS_IP@", DNS_IP))
-    )
+def _addons(volumes: Path) -> list[dict]:
+    """Objects every node gets (node-addons.yaml): read access for kube-router (the firewall-only
+    subset of upstream's ClusterRole, kube-router v2.1.0 daemonset/generic-kuberouter.yaml), the load
+    balancer's rights, CoreDNS as kubeadm 1.33 deploys it (cmd/kubeadm/app/phases/addons/dns/
+    manifests.go), and local-path-provisioner's namespace, rights, configuration and StorageClass."""
+    text = ADDONS.read_text()
+    for key, value in {
+        "@COREDNS_IMAGE@": COREDNS_IMAGE,
+        "@BUSYBOX_IMAGE@": BUSYBOX_IMAGE,
+        "@DNS_IP@": DNS_IP,
+        "@VOLUMES_DIR@": str(volumes),
+    }.items():
+        text = text.replace(key, value)
+    return list(yaml.safe_load_all(text))
