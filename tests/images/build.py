@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from tests.images.recipe import (
     load_recipe,
     shipped_files,
 )
-from tests.images.rootfs import BuildError, Say, base_key, chroot, copy_tree, debian_base, remove_tree, require
+from tests.images.rootfs import BuildError, Say, base_key, chroot, copy_tree, debian_base, inside, remove_tree, require
 
 # The builder's own code: a change to any of these files changes every image's hash.
 BUILDER_CODE = ("build.py", "oci.py", "recipe.py", "rootfs.py")
@@ -101,9 +102,9 @@ def build(name: str, cache: Path | None = None, say: Say | None = None) -> Path:
             copy_tree(base, stage)
             Chroot(stage, "build stage").run_steps(recipe.build.steps, say)
             for output in recipe.build.outputs:
-                target = _inside(image, output.path)
+                target = inside(image, output.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(_inside(stage, output.source), target)
+                shutil.copy2(inside(stage, output.source), target)
         Chroot(image, name).run_steps(recipe.steps, say)
         _finish(image)
         c = recipe.config
@@ -111,6 +112,9 @@ def build(name: str, cache: Path | None = None, say: Say | None = None) -> Path:
         oci.write_archive(image, config, recipe.image, out, history=f"tests/images/recipes/{name}.yaml")
     finally:
         remove_tree(work)
+    for older in cache.glob(f"{name}-*.tar"):
+        if older != out and re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{12}}\.tar", older.name):
+            older.unlink()
     say(f"{name}: built {recipe.image} in {time.monotonic() - started:.0f} s, {out.stat().st_size / 2**20:.1f} MiB")
     return out
 
@@ -122,10 +126,10 @@ class Chroot:
         self.root, self.what = root, what
         self.apt_updated = False
         if (root / "usr/bin/apt-get").exists():
-            policy = root / "usr/sbin/policy-rc.d"
+            policy = inside(root, "/usr/sbin/policy-rc.d")
             policy.write_text(POLICY_RC_D)
             policy.chmod(0o755)
-            shutil.copy2("/etc/resolv.conf", root / "etc/resolv.conf", follow_symlinks=True)
+            shutil.copyfile("/etc/resolv.conf", inside(root, "/etc/resolv.conf"))
 
     def run_steps(self, steps: list[Step], say: Say) -> None:
         for number, step in enumerate(steps, 1):
@@ -150,18 +154,18 @@ class Chroot:
             self.chroot(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *step.apt])
         elif isinstance(step, FilesStep):
             for f in step.files:
-                target = _inside(self.root, f.path)
+                target = inside(self.root, f.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(FILES / f.source, target)
                 _own(target, f.mode, f.owner)
         elif isinstance(step, DirectoriesStep):
             for d in step.directories:
-                target = _inside(self.root, d.path)
+                target = inside(self.root, d.path)
                 target.mkdir(parents=True, exist_ok=True)
                 _own(target, d.mode, d.owner)
         elif isinstance(step, LinksStep):
             for link, target in step.links.items():
-                path = _inside(self.root, link)
+                path = inside(self.root, link, follow_last=False)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.unlink(missing_ok=True)
                 path.symlink_to(target)
@@ -172,7 +176,7 @@ class Chroot:
                 self.chroot(step.run)
         elif isinstance(step, GoModuleFileStep):
             source = _go_module_dir(step.go_module_file.module, step.go_module_file.version) / step.go_module_file.file
-            target = _inside(self.root, step.go_module_file.path)
+            target = inside(self.root, step.go_module_file.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
 
@@ -181,14 +185,6 @@ class Chroot:
 
     def chroot(self, command: list[str]) -> None:
         chroot(self.root, command, what=f"{self.what}: {' '.join(command)[:200]}")
-
-
-def _inside(root: Path, path: str) -> Path:
-    """`path` (absolute in the image) under `root`, refusing a way out through `..`."""
-    target = root / path.lstrip("/")
-    if ".." in Path(path).parts:
-        raise BuildError(f"{path}: `..` is not allowed in image paths")
-    return target
 
 
 def _own(path: Path, mode: str, owner: str) -> None:
@@ -217,10 +213,11 @@ def _go_module_dir(module: str, version: str) -> Path:
 def _finish(root: Path) -> None:
     """Remove what building left behind."""
     for leftover in REMOVED:
-        remove_tree(root / leftover)
+        remove_tree(inside(root, leftover, follow_last=False))
     for folder in EMPTIED:
-        if (root / folder).is_dir():
-            for child in (root / folder).iterdir():
+        path = inside(root, folder)
+        if path.is_dir():
+            for child in path.iterdir():
                 remove_tree(child)
 
 

@@ -4,8 +4,8 @@ run from them, as on a real node.
 Its root, state, socket, CNI folder and plugin folders are under one temporary folder, and its
 containers' cgroups under a parent of its own. `stop()` puts the host back as it found it: the
 daemon stopped, anything still mounted below the folder unmounted, the folder removed, and the
-folders it had to create outside it (cgroup parents; /run/containerd/{s,runc}, where shims put
-their sockets and runc its state whatever the config says) removed when empty."""
+folders it had to create outside it (cgroup parents; /run/containerd/{fifo,s,runc}, where ctr puts
+its fifos, shims their sockets and runc its state whatever the config says) removed when empty."""
 
 from __future__ import annotations
 
@@ -103,19 +103,31 @@ class Containerd:
         *command: str,
         user: str | None = None,
         env: dict[str, str] | None = None,
+        mounts: list[str] | None = None,
         read_only: bool = False,
         check: bool = True,
     ) -> subprocess.CompletedProcess:
-        """Run one container of `image` to its end (the image's entrypoint with `command` as its
-        arguments); returns what it printed."""
+        """Run one container of `image` to its end and return what it printed. `command` replaces
+        the image's entrypoint and command, like a pod's `command`; `mounts` are ctr's --mount
+        specifications (see `bind` and `tmpfs`). The default seccomp profile applies, as with
+        RuntimeDefault.
+
+        `user` ("uid:gid", like runAsUser and runAsGroup): this ctr (containerd 1.6) cannot set a
+        container's user, so the container starts as root and `setpriv` (util-linux, in every
+        Debian-based test image) switches to the user, with no supplementary groups and no
+        capabilities left, before the command runs. That needs an image that starts as root (no
+        USER); otherwise the image's USER applies and `user` must be left out."""
         name = f"t-{uuid.uuid4().hex[:10]}"
-        options = ["--rm", "--cgroup", f"/{self.cgroup_parent}/{name}"]
+        options = ["--rm", "--seccomp", "--cgroup", f"/{self.cgroup_parent}/{name}"]
         if user:
-            options += ["--user", user]
+            uid, gid = user.split(":")
+            command = ("setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *command)
         if read_only:
             options.append("--read-only")
         for key, value in (env or {}).items():
             options += ["--env", f"{key}={value}"]
+        for mount in mounts or []:
+            options += ["--mount", mount]
         return self.ctr("run", *options, image, name, *command, check=check)
 
     def stop(self) -> None:
@@ -135,6 +147,15 @@ class Containerd:
             if folder not in self.existed:
                 _rmdir(folder)
         assert not mounts_under(self.folder), f"mounts left under {self.folder}"
+
+
+def bind(source: Path, target: str, read_only: bool = True) -> str:
+    return f"type=bind,src={source},dst={target},options=rbind:{'ro' if read_only else 'rw'}"
+
+
+def tmpfs(target: str) -> str:
+    """An empty, writable folder, as an emptyDir."""
+    return f"type=tmpfs,src=tmpfs,dst={target},options=nosuid:nodev:mode=1777"
 
 
 def _cgroup_roots() -> list[str]:

@@ -167,9 +167,9 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES.glob("*.yaml"))
 
 
-def load_recipe(name: str) -> Recipe:
+def load_recipe(name: str, folder: Path = RECIPES) -> Recipe:
     """The recipe `name` (tests/images/recipes/<name>.yaml); errors name file:line:column."""
-    path = RECIPES / f"{name}.yaml"
+    path = folder / f"{name}.yaml"
     if not path.is_file():
         raise InvalidInput([_problem(path, f"no recipe `{name}`; known: {', '.join(recipe_names())}")])
     try:

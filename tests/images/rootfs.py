@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def debian_base(cache: Path, say: Say) -> Path:
     remove_tree(partial)
     cache.mkdir(parents=True, exist_ok=True)
     say(f"debootstrap --variant={VARIANT} {SUITE} (once per cache)")
+    started = time.monotonic()
     try:
         _in_namespace([debootstrap, f"--variant={VARIANT}", SUITE, str(partial), MIRROR], what="debootstrap")
         for deb in (partial / "var/cache/apt/archives").glob("*.deb"):
@@ -67,6 +69,7 @@ def debian_base(cache: Path, say: Say) -> Path:
         partial.rename(path)
     finally:
         remove_tree(partial)
+    say(f"debootstrap: {time.monotonic() - started:.0f} s")
     return path
 
 
@@ -90,6 +93,35 @@ def _in_namespace(command: list[str], what: str, env: dict[str, str] | None = No
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
         raise BuildError(f"{what} failed (exit {result.returncode}):\n{tail}")
+
+
+def inside(root: Path, path: str, follow_last: bool = True) -> Path:
+    """Where the image's absolute `path` is under `root`, with symbolic links resolved as inside the
+    image (an absolute target starts again at `root`, `..` stops at it). A plain `root / path`
+    would follow Debian's /var/run -> /run into the build host's own /run."""
+    if ".." in path.split("/"):
+        raise BuildError(f"{path}: `..` is not allowed in image paths")
+    resolved: list[str] = []
+    pending = [p for p in path.split("/") if p]
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        if candidate.is_symlink() and (pending or follow_last):
+            hops += 1
+            if hops > 40:
+                raise BuildError(f"{path}: too many symbolic links")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            pending = [p for p in target.split("/") if p and p != "."] + pending
+            continue
+        resolved.append(part)
+    return root.joinpath(*resolved)
 
 
 def mounts_under(folder: Path) -> list[str]:
