@@ -25,6 +25,7 @@ from tests.images.recipe import (
     AptStep,
     DirectoriesStep,
     FilesStep,
+    GoInstallStep,
     GoModuleFileStep,
     LinksStep,
     Recipe,
@@ -104,7 +105,11 @@ def build(name: str, cache: Path | None = None, say: Say | None = None) -> Path:
             for output in recipe.build.outputs:
                 target = inside(image, output.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(inside(stage, output.source), target)
+                source = inside(stage, output.source)
+                if source.is_dir():
+                    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(source, target)
         Chroot(image, name).run_steps(recipe.steps, say)
         _finish(image)
         c = recipe.config
@@ -179,6 +184,10 @@ class Chroot:
             target = inside(self.root, step.go_module_file.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+        elif isinstance(step, GoInstallStep):
+            target = inside(self.root, step.go_install.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _go_install(step.go_install.package, step.go_install.version, step.go_install.ldflags, target)
 
     def sh(self, script: str) -> None:
         self.chroot(["/bin/sh", "-euc", script])
@@ -208,6 +217,20 @@ def _go_module_dir(module: str, version: str) -> Path:
     if result.returncode != 0 or not info.get("Dir"):
         raise BuildError(f"go mod download {module}@{version} failed: {info.get('Error') or result.stderr.strip()}")
     return Path(info["Dir"])
+
+
+def _go_install(package: str, version: str, ldflags: str, target: Path) -> None:
+    """`go install package@version` without cgo into a scratch GOBIN; the binary becomes `target`."""
+    go = require("go", "golang (or the Go toolchain mims builds with)")
+    with tempfile.TemporaryDirectory() as gobin:
+        env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0", "GO111MODULE": "on", "GOFLAGS": "-mod=mod"}
+        command = [go, "install", "-trimpath", f"-ldflags={ldflags}", f"{package}@{version}"]
+        result = subprocess.run(command, cwd=gobin, env=env, capture_output=True, text=True, check=False)
+        built = list(Path(gobin).iterdir())
+        if result.returncode != 0 or len(built) != 1:
+            raise BuildError(f"{' '.join(command)} failed:\n{result.stderr.strip()[-3000:]}")
+        shutil.copy2(built[0], target)
+        target.chmod(0o755)
 
 
 def _finish(root: Path) -> None:

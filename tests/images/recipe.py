@@ -63,8 +63,18 @@ class GoModuleFile(Strict):
     path: AbsolutePath
 
 
+class GoInstall(Strict):
+    """A Go program built from the Go module proxy with the build host's Go (`go install`, no cgo:
+    a static binary), as upstream's release build does it."""
+
+    package: str = Field(description="the main package, e.g. github.com/oauth2-proxy/oauth2-proxy/v7")
+    version: str = Field(pattern=r"^v[0-9]")
+    ldflags: str = ""
+    path: AbsolutePath
+
+
 class Output(Strict):
-    source: AbsolutePath = Field(description="path in the build stage")
+    source: AbsolutePath = Field(description="a file or folder in the build stage")
     path: AbsolutePath = Field(description="path in the image")
 
 
@@ -96,6 +106,10 @@ class GoModuleFileStep(Strict):
     go_module_file: GoModuleFile
 
 
+class GoInstallStep(Strict):
+    go_install: GoInstall
+
+
 def _step_kind(value) -> str | None:
     if isinstance(value, dict) and len(value) == 1:
         return next(iter(value))
@@ -111,11 +125,12 @@ Step = Annotated[
     | Annotated[DirectoriesStep, Tag("directories")]
     | Annotated[LinksStep, Tag("links")]
     | Annotated[RunStep, Tag("run")]
-    | Annotated[GoModuleFileStep, Tag("go_module_file")],
+    | Annotated[GoModuleFileStep, Tag("go_module_file")]
+    | Annotated[GoInstallStep, Tag("go_install")],
     Discriminator(
         _step_kind,
         custom_error_type="step",
-        custom_error_message="a step is a mapping with one key: users, apt, files, directories, links, run or go_module_file",
+        custom_error_message="a step is a mapping with one key: users, apt, files, directories, links, run, go_module_file or go_install",
     ),
 ]
 

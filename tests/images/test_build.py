@@ -86,6 +86,11 @@ def test_valkey_names_answer_ping_read_only_as_any_uid(containerd: Containerd, i
     assert "PONG" in result.stdout
 
 
+def test_oauth2_proxy_runs_read_only_as_its_user(containerd: Containerd, image):
+    result = containerd.run(image("oauth2-proxy"), "/bin/oauth2-proxy", "--version", read_only=True)
+    assert "oauth2-proxy v7.15.6" in result.stdout + result.stderr
+
+
 def test_postgres_version_through_the_entrypoint_as_the_image_user(containerd: Containerd, image):
     result = containerd.run(image("postgres"), "docker-entrypoint.sh", "postgres", "--version", user="70:70")
     assert result.stdout.startswith("postgres (PostgreSQL) 15.")
