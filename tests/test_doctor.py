@@ -18,7 +18,6 @@ TOOLS = [
     "etcd",
     "kwok",
     "kube-router",
-    "coredns",
     "local-path-provisioner",
 ]
 

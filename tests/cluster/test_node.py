@@ -261,7 +261,8 @@ def test_pods_run_again_after_stop_and_start(node, core):
     assert node.stop() is True
     assert not any(Path(f"/proc/{p.pid}").exists() for p in node.status().processes if p.pid)
     node.create()
-    wait_for("the pod Running again", lambda: core.read_namespaced_pod("kept", ns).status.phase == "Running")
+    again = client.CoreV1Api(ClusterConnection("node", node.name, node.kubeconfig).api_client())  # new ports
+    wait_for("the pod Running again", lambda: again.read_namespaced_pod("kept", ns).status.phase == "Running")
 
 
 def test_delete_leaves_the_machine_as_it_was(node, machine_before):

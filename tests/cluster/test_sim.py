@@ -295,7 +295,9 @@ def test_private_files_are_owner_only(tmp_path, monkeypatch):
 
 def test_the_simulated_cluster_installs_no_node_binaries():
     _, tools = load_tools()
-    assert not {"kubelet", "kube-proxy", "kube-router", "coredns"} & {b for t in TOOLS for b in tools[t].binaries}
+    assert not {"kubelet", "kube-proxy", "kube-router", "local-path-provisioner"} & {
+        b for t in TOOLS for b in tools[t].binaries
+    }
 
 
 @pytest.mark.parametrize("name", ["", "Mims", "a_b", "-a", "x" * 41])

@@ -36,7 +36,7 @@ def test_status_shows_present_missing_and_stale_and_the_cache_dir(cli, machine):
     assert table["kwok"] == ["kwok", "0.8.0", "missing", "kwok-0.8.0/"]
     assert table["etcd"] == ["etcd", "3.6.16", "stale", "etcd-3.6.16/"]
     assert f"toolchain dir: {machine['toolchain']}" in out
-    assert "8 of 10 installed; `mims toolchain install` installs etcd, kwok" in out
+    assert "7 of 9 installed; `mims toolchain install` installs etcd, kwok" in out
 
 
 def test_status_json(cli, machine):
@@ -56,7 +56,6 @@ def test_status_json(cli, machine):
         "etcd": "present",
         "kwok": "present",
         "kube-router": "present",
-        "coredns": "present",
         "local-path-provisioner": "present",
     }
     provider = next(t for t in report["tools"] if t["name"] == "pulumi-kubernetes")

@@ -90,7 +90,7 @@ def write_layer(rootfs: Path, out: BinaryIO) -> tuple[Blob, str]:
     """The gzip tar of `rootfs` into `out`: (blob of the compressed bytes, diff_id of the tar).
 
     Entries are sorted, owners numeric only (the build host's user names mean nothing in the image),
-    hard links kept as links; sockets are skipped (tar cannot hold them)."""
+    hard links kept as links, file capabilities kept; sockets are skipped (tar cannot hold them)."""
     compressed = _Hashing(out)
     with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=6, mtime=0, filename="") as gz:
         plain = _Hashing(gz)  # type: ignore[arg-type]
@@ -101,11 +101,22 @@ def write_layer(rootfs: Path, out: BinaryIO) -> tuple[Blob, str]:
                     continue
                 info.uname = info.gname = ""
                 if info.isreg():
+                    info.pax_headers.update(_file_capabilities(path))
                     with open(path, "rb") as f:
                         tar.addfile(info, f)
                 else:
                     tar.addfile(info)
     return compressed.blob(), plain.blob().digest
+
+
+def _file_capabilities(path: Path) -> dict[str, str]:
+    """A file's capabilities (`setcap`, e.g. CoreDNS's cap_net_bind_service) as the PAX record
+    containerd applies when it unpacks a layer; the binary value travels as surrogate escapes."""
+    try:
+        value = os.getxattr(path, "security.capability", follow_symlinks=False)
+    except OSError:
+        return {}
+    return {"SCHILY.xattr.security.capability": value.decode("utf-8", "surrogateescape")}
 
 
 def _walk(rootfs: Path):

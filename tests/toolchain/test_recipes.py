@@ -28,7 +28,6 @@ def test_shipped_tools_file_loads():
         "etcd",
         "kwok",
         "kube-router",
-        "coredns",
         "local-path-provisioner",
     }
     assert go_min

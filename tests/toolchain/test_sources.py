@@ -494,12 +494,6 @@ def test_shipped_download_urls():
         )
         for b in ("kubelet", "kube-proxy")
     ]
-    assert urls["coredns"] == [
-        (
-            "https://github.com/coredns/coredns/releases/download/v1.15.0/coredns_1.15.0_linux_amd64.tgz",
-            "https://github.com/coredns/coredns/releases/download/v1.15.0/coredns_1.15.0_linux_amd64.tgz.sha256",
-        )
-    ]
     assert "kube-router" not in urls  # its release binaries print no version (tools.yaml)
     assert urls["etcd"] == [
         (
