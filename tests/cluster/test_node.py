@@ -42,7 +42,7 @@ def wait_for(what: str, check, timeout: float = 90.0):
     while time.monotonic() < deadline:
         try:
             result = check()
-        except client.ApiException:
+        except (client.ApiException, OSError):  # not there yet, or not answering yet
             result = None
         if result:
             return result
