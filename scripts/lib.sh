@@ -18,7 +18,7 @@ find_python() {
   return 1
 }
 
-# A non-editable install, as users get it: charts, stacks and blueprints come from the wheel.
+# A non-editable install, as users get it: charts, layers and blueprints come from the wheel.
 install_mims() {
   local extras="${1:-}"
   local python; python="$(find_python)"
