@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+
+import pytest
 
 
 def test_cluster_types_exclude_each_other(cli, home):
@@ -75,3 +79,19 @@ def test_kind_without_runtime_exits_with_the_cluster_error_code(cli, home, monke
 def test_bad_name_is_a_usage_error(cli, home):
     code, _, err = cli("cluster", "status", "--name", "Not_A_Name")
     assert code == 2 and "cluster name 'Not_A_Name'" in err
+
+
+def test_a_second_real_node_is_refused_while_one_runs(cli, home):
+    if os.geteuid() != 0:
+        pytest.skip("the root check comes first")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (home / "clusters" / "first").mkdir(parents=True)
+        state = {"type": "node", "processes": {"etcd": {"pid": sleeper.pid, "binary": "sleep"}}}
+        (home / "clusters" / "first" / "state.json").write_text(json.dumps(state))
+        code, _, err = cli("cluster", "create", "--node", "--name", "second")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert code == 6 and "real-node cluster `first` already runs on this machine" in err
+    assert not (home / "clusters" / "second").exists()

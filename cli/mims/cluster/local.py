@@ -92,6 +92,10 @@ class LocalCluster:
         """Whether the cluster's folder is there (stopped or running): something to delete."""
         return self.dir.exists()
 
+    def alive(self) -> bool:
+        """Whether any of its processes runs (from the state file: no API call)."""
+        return bool(alive(self._read_state()))
+
     # ----------------------------------------------------------------------------------------------
     # Lifecycle
 

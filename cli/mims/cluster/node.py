@@ -26,7 +26,7 @@ import yaml
 
 from mims.cluster import controlplane, host, pki
 from mims.cluster.controlplane import ControlPlane, condition
-from mims.cluster.local import LocalCluster, LocalStatus, elapsed
+from mims.cluster.local import LocalCluster, LocalStatus, elapsed, stored_type
 from mims.cluster.processes import free_ports
 from mims.errors import ClusterError
 from mims.progress import SILENT, Progress
@@ -129,6 +129,12 @@ class NodeCluster(LocalCluster):
             raise ClusterError("a real node needs Linux (containerd, runc, iptables); use --sim elsewhere")
         if os.geteuid() != 0:
             raise ClusterError("a real node needs root (containers, iptables, mounts); run mims as root or use --sim")
+        other = self._other_running_node()
+        if other:
+            raise ClusterError(
+                f"real-node cluster `{other}` already runs on this machine (one bridge, one pod range, one "
+                f"kubelet per machine); stop it first: mims cluster stop --name {other}"
+            )
         missing = missing_packages()
         if missing:
             if not settings["install_packages"]:
@@ -143,6 +149,13 @@ class NodeCluster(LocalCluster):
                 )
                 if done.returncode != 0:
                     raise ClusterError(f"`{' '.join(argv)}` failed: {done.stderr.strip()[-500:]}")
+
+    def _other_running_node(self) -> str | None:
+        for state_file in sorted(self.root.glob("*/state.json")):
+            name = state_file.parent.name
+            if name != self.name and stored_type(name, self.root) == "node" and NodeCluster(name, self.root).alive():
+                return name
+        return None
 
     def _generate_pki(self, settings: dict[str, Any]) -> None:
         ip = settings["node_ip"]
