@@ -25,6 +25,7 @@ from tests.images.recipe import (
     AptStep,
     DirectoriesStep,
     FilesStep,
+    GoInstall,
     GoInstallStep,
     GoModuleFileStep,
     LinksStep,
@@ -187,7 +188,7 @@ class Chroot:
         elif isinstance(step, GoInstallStep):
             target = inside(self.root, step.go_install.path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            _go_install(step.go_install.package, step.go_install.version, step.go_install.ldflags, target)
+            _go_install(step.go_install, target)
 
     def sh(self, script: str) -> None:
         self.chroot(["/bin/sh", "-euc", script])
@@ -219,12 +220,13 @@ def _go_module_dir(module: str, version: str) -> Path:
     return Path(info["Dir"])
 
 
-def _go_install(package: str, version: str, ldflags: str, target: Path) -> None:
+def _go_install(spec: GoInstall, target: Path) -> None:
     """`go install package@version` without cgo into a scratch GOBIN; the binary becomes `target`."""
     go = require("go", "golang (or the Go toolchain mims builds with)")
     with tempfile.TemporaryDirectory() as gobin:
         env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0", "GO111MODULE": "on", "GOFLAGS": "-mod=mod"}
-        command = [go, "install", "-trimpath", f"-ldflags={ldflags}", f"{package}@{version}"]
+        command = [go, "install", "-trimpath", f"-ldflags={spec.ldflags}", f"-tags={','.join(spec.tags)}"]
+        command.append(f"{spec.package}@{spec.version}")
         result = subprocess.run(command, cwd=gobin, env=env, capture_output=True, text=True, check=False)
         built = list(Path(gobin).iterdir())
         if result.returncode != 0 or len(built) != 1:

@@ -70,6 +70,7 @@ class GoInstall(Strict):
     package: str = Field(description="the main package, e.g. github.com/oauth2-proxy/oauth2-proxy/v7")
     version: str = Field(pattern=r"^v[0-9]")
     ldflags: str = ""
+    tags: list[str] = Field(default_factory=list, description="build tags")
     path: AbsolutePath
 
 

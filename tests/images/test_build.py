@@ -91,6 +91,19 @@ def test_oauth2_proxy_runs_read_only_as_its_user(containerd: Containerd, image):
     assert "oauth2-proxy v7.15.6" in result.stdout + result.stderr
 
 
+def test_prometheus_becomes_ready_read_only_as_nobody(containerd: Containerd, image):
+    script = (
+        "/bin/prometheus --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus "
+        "--web.listen-address=127.0.0.1:9090 >/tmp/log 2>&1 & "
+        "for i in $(seq 30); do promtool check ready --url=http://127.0.0.1:9090 && exit 0; sleep 1; done; "
+        "cat /tmp/log; exit 1"
+    )
+    result = containerd.run(
+        image("prometheus"), "/bin/sh", "-c", script, read_only=True, mounts=[tmpfs("/prometheus"), tmpfs("/tmp")]
+    )
+    assert "ready" in result.stdout.lower()
+
+
 def test_postgres_version_through_the_entrypoint_as_the_image_user(containerd: Containerd, image):
     result = containerd.run(image("postgres"), "docker-entrypoint.sh", "postgres", "--version", user="70:70")
     assert result.stdout.startswith("postgres (PostgreSQL) 15.")

@@ -32,7 +32,8 @@ def test_recipe_keeps_the_upstream_images_contract(name: str):
     facts = FACTS[recipe.image]
     config = recipe.config
     uid = facts["user"]["uid"]
-    assert config.user == (None if uid == 0 else str(uid))
+    # No USER upstream (root) is none here; a USER by name (uid not stated in the source) stays a name.
+    assert config.user == (None if uid == 0 else facts["user"]["name"] if uid is None else str(uid))
     assert config.entrypoint == facts["entrypoint"]["value"]
     assert config.cmd == facts["command"]["value"]
     assert config.workdir == facts["workdir"]["value"]
