@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from mims.errors import InvalidInput
-from tests.images.build import build
+from tests.images.build import archive_path, build
 from tests.images.oci import InvalidArchive, inspect_archive
 from tests.images.recipe import load_recipe, recipe_names
 from tests.images.rootfs import BuildError
@@ -21,14 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     build_cmd = commands.add_parser("build", help="build images (cached) and optionally copy them to a folder")
     build_cmd.add_argument("names", nargs="+", metavar="NAME", help=f"recipes: {', '.join(recipe_names())}, or all")
     build_cmd.add_argument("--out", type=Path, help="copy each archive here as NAME.tar")
-    commands.add_parser("list", help="recipes and the upstream image each stands in for")
+    commands.add_parser("list", help="recipes, the upstream image each stands in for, and its archive if built")
     inspect_cmd = commands.add_parser("inspect", help="check an archive's digests and print its name and config")
     inspect_cmd.add_argument("archive", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             for name in recipe_names():
-                print(f"{name}\t{load_recipe(name).image}")
+                path = archive_path(name)
+                print(f"{name}\t{load_recipe(name).image}\t{path if path.is_file() else '(not built)'}")
         elif args.command == "inspect":
             archive = inspect_archive(args.archive)
             print(archive.name)

@@ -10,6 +10,7 @@ its fifos, shims their sockets and runc its state whatever the config says) remo
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -46,6 +47,9 @@ RUN_DIRS = (
     "/run/containerd/runc/k8s.io",
 )
 
+# A shim leaves its socket here when it does not shut down cleanly (seen under load).
+SHIM_SOCKETS = "/run/containerd/s"
+
 
 class Containerd:
     """One containerd with everything under `folder`; use as a context manager."""
@@ -71,6 +75,7 @@ class Containerd:
         require("ctr", "containerd")
         require("runc", "runc")
         self.existed = {d for d in RUN_DIRS if os.path.isdir(d)}
+        self.sockets_before = set(os.listdir(SHIM_SOCKETS)) if os.path.isdir(SHIM_SOCKETS) else set()
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "config.toml"
         config.write_text(CONFIG.format(root=self.folder))
@@ -139,6 +144,9 @@ class Containerd:
                 self.process.kill()
                 self.process.wait()
         remove_tree(self.folder)
+        if os.path.isdir(SHIM_SOCKETS):
+            for name in set(os.listdir(SHIM_SOCKETS)) - self.sockets_before:
+                _remove_if_stale(os.path.join(SHIM_SOCKETS, name))
         for root in _cgroup_roots():
             parent = os.path.join(root, self.cgroup_parent)
             if os.path.isdir(parent):
@@ -168,6 +176,19 @@ def _cgroup_roots() -> list[str]:
             if fstype in ("cgroup", "cgroup2"):
                 roots.append(fields[4])
     return roots
+
+
+def _remove_if_stale(path: str) -> None:
+    """Delete a Unix socket nothing listens on any more; one in use stays."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        probe.close()
 
 
 def _rmdir(folder: str) -> None:

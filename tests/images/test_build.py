@@ -91,7 +91,10 @@ def test_oauth2_proxy_runs_read_only_as_its_user(containerd: Containerd, image):
     assert "oauth2-proxy v7.15.6" in result.stdout + result.stderr
 
 
-def test_prometheus_becomes_ready_read_only_as_nobody(containerd: Containerd, image):
+def test_prometheus_becomes_ready_read_only_as_nobody(containerd: Containerd, image, tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)  # the volume, as fsGroup 65534 leaves it writable
     script = (
         "/bin/prometheus --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus "
         "--web.listen-address=127.0.0.1:9090 >/tmp/log 2>&1 & "
@@ -99,9 +102,14 @@ def test_prometheus_becomes_ready_read_only_as_nobody(containerd: Containerd, im
         "cat /tmp/log; exit 1"
     )
     result = containerd.run(
-        image("prometheus"), "/bin/sh", "-c", script, read_only=True, mounts=[tmpfs("/prometheus"), tmpfs("/tmp")]
+        image("prometheus"),
+        "/bin/sh",
+        "-c",
+        script,
+        read_only=True,
+        mounts=[bind(data, "/prometheus", read_only=False), tmpfs("/tmp")],
     )
-    assert "ready" in result.stdout.lower()
+    assert "ready" in (result.stdout + result.stderr).lower()
 
 
 def test_postgres_version_through_the_entrypoint_as_the_image_user(containerd: Containerd, image):
