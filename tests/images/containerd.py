@@ -19,7 +19,8 @@ from pathlib import Path
 from tests.images.rootfs import mounts_under, remove_tree, require
 
 # restrict_oom_score_adj: these machines lack CAP_SYS_RESOURCE, so runc cannot lower a
-# container's oom_score_adj below containerd's own (../shared/REALNODE.md, "Blocker, fixed").
+# container's oom_score_adj below containerd's own (runc fails with `can't get final child's PID from
+# pipe: EOF` otherwise; docs/cluster.md).
 CONFIG = """version = 2
 root = "{root}/root"
 state = "{root}/state"
