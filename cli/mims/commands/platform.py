@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import RenderableType
@@ -11,10 +12,12 @@ from rich.table import Table
 
 from mims.commands.options import AllowOverBudget, Blueprint, Context, Kubeconfig, Quiet, Yes, json_flag, markdown_flag
 from mims.console import Format, err, interactive, new_table, output_format, show
-from mims.engine.deployment import Deployment, open_deployment
 from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
 from mims.errors import UsageError
 from mims.progress import SILENT, progress_lines
+
+if TYPE_CHECKING:
+    from mims.engine.deployment import Deployment
 
 Json = Annotated[bool, json_flag("the result")]
 Markdown = Annotated[bool, markdown_flag("the summary (a pull-request comment)")]
@@ -41,7 +44,7 @@ def plan(
 ) -> None:
     """Preview every stack: what `mims up` would create, update, replace and delete."""
     fmt = output_format(as_json, as_markdown)
-    deployment = open_deployment(
+    deployment = _open_deployment(
         blueprint,
         kubeconfig=kubeconfig,
         context=context,
@@ -76,7 +79,7 @@ def up(
     the simulated cluster when the blueprint targets one and it is not running."""
     fmt = output_format(as_json)
     _need_confirmation_source(yes)
-    deployment = open_deployment(
+    deployment = _open_deployment(
         blueprint,
         kubeconfig=kubeconfig,
         context=context,
@@ -108,7 +111,7 @@ def status(
     """Each stack's last update and object count, the public endpoints, and the readiness of every
     workload and volume as the Kubernetes API reports it."""
     fmt = output_format(as_json)
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=SILENT)
+    deployment = _open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=SILENT)
     states = deployment.engine.states()
     deployed = any(s.exists for s in states)
     workloads = deployment.workloads() if deployed else []
@@ -125,6 +128,13 @@ def status(
         },
         table=lambda: _status_tables(deployment, states, workloads, f"not deployed; run `mims up {blueprint}`"),
     )
+
+
+def _open_deployment(blueprint: Path, **options: Any) -> Deployment:
+    """Pulumi and the Kubernetes client are loaded by the commands that deploy, not by every `mims`."""
+    from mims.engine.deployment import open_deployment
+
+    return open_deployment(blueprint, **options)
 
 
 def _status_tables(deployment: Deployment, states: list, workloads: list, hint: str) -> Iterator[RenderableType]:
@@ -157,7 +167,7 @@ def destroy(
     """Remove the platform, stacks in reverse dependency order. Database volumes (and the
     namespaces holding them) and the generated secrets are kept unless --purge-data."""
     _need_confirmation_source(yes)
-    deployment = open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=progress_lines(quiet))
+    deployment = _open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=progress_lines(quiet))
     if not yes:
         what = "everything, including the database volumes" if purge_data else "everything but the database volumes"
         if not typer.confirm(
