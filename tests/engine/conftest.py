@@ -29,7 +29,7 @@ import mims
 from mims import paths
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer, Rendering
-from mims.cluster import SimCluster
+from mims.cluster import NodeCluster, SimCluster
 from mims.cluster.sim import TOOLS
 from mims.secrets import ANNOTATION
 from mims.toolchain import status as toolchain_status
@@ -83,12 +83,14 @@ RECORD = Record()
 
 
 class Mims:
-    """`mims` in one MIMS_HOME with its own passphrase; its simulated cluster is `mims` there."""
+    """`mims` in one MIMS_HOME with its own passphrase; its cluster is `mims` there (simulated, or a
+    real node)."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, node: bool = False):
         self.home = home
         self.passphrase = secrets.token_urlsafe(24)
-        self.cluster = SimCluster("mims", root=home / "clusters")
+        root = home / "clusters"
+        self.cluster: SimCluster | NodeCluster = NodeCluster("mims", root) if node else SimCluster("mims", root)
         RECORD.clients.append(self)
 
     @property

@@ -1,0 +1,233 @@
+"""The platform on a real node: `mims up` of a blueprint with every component whose software can run
+here (iam, gateway, data models, AI register; see docs/cluster.md for what never runs), with images
+built by tests/images and loaded into the node. Every pod runs and turns Ready by its own probes,
+as its declared user, with a read-only root where declared; Keycloak imports the city's realm and
+issues a client-credentials token; the gateway serves the @context documents and the register with
+their content types; a pod of a foreign namespace reaches no database; PostgreSQL rows survive their
+pod's deletion and a second `mims up`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from tests.conftest import FIXTURES
+from tests.engine.conftest import Mims
+from tests.images.build import build
+
+from mims.cluster.node import missing_packages
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root"),
+]
+
+BLUEPRINT = FIXTURES / "real-node" / "blueprint.yaml"
+IMAGES = ("pause", "busybox", "coredns", "nginx-unprivileged", "postgres", "oauth2-proxy", "keycloak")
+CITY, DOMAIN, REALM = "nodeville", "data.nodeville.example", "nodeville"
+BUSYBOX = "docker.io/library/busybox:1.35.0"
+
+
+def wait_for(what: str, check, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (client.ApiException, OSError):
+            result = None
+        if result:
+            return result
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def platform(homes, toolchain):
+    if missing_packages():
+        pytest.fail(f"a real node needs {', '.join(missing_packages())} (scripts/test installs them)")
+    archives = [build(name) for name in IMAGES]
+    mims = Mims(homes("real-node"), node=True)
+    try:
+        mims.ok("cluster", "create", "--node")
+        mims.ok("cluster", "load-images", *archives)
+        up = mims.ok("up", BLUEPRINT, "--yes", "--json")
+        yield mims, up
+    finally:
+        mims.delete()
+
+
+@pytest.fixture(scope="module")
+def core(platform) -> client.CoreV1Api:
+    return client.CoreV1Api(platform[0].api())
+
+
+@pytest.fixture(scope="module")
+def address(platform) -> str:
+    """Where the gateway's LoadBalancer Service answers: the node's own address."""
+    return platform[0].cluster.node_ip()
+
+
+def gateway(address: str, host: str, path: str, data: bytes | None = None, headers: dict | None = None):
+    """A request to the gateway, as a browser sends it to the city's host names."""
+    request = urllib.request.Request(
+        f"http://{address}{path}", data=data, headers={"Host": f"{host}.{DOMAIN}", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_every_pod_runs_ready_without_restarts(core):
+    pods = core.list_pod_for_all_namespaces().items
+    ours = [p for p in pods if p.metadata.namespace.startswith(f"{CITY}-")]
+    assert {p.metadata.namespace for p in ours} == {
+        f"{CITY}-{c}" for c in ("iam", "gateway", "data-models", "ai-registry")
+    }
+    time.sleep(20)  # settling: a probe failing now would restart a container
+    for pod in core.list_pod_for_all_namespaces().items:
+        if pod.metadata.namespace.startswith(f"{CITY}-") and pod.status.phase != "Succeeded":
+            ready = {c.type: c.status for c in pod.status.conditions}.get("Ready")
+            assert ready == "True", pod.metadata.name
+            assert all(s.restart_count == 0 for s in pod.status.container_statuses), pod.metadata.name
+
+
+def test_containers_run_as_their_declared_users_with_read_only_roots(core, platform):
+    """Read from the host: the uid of each container's processes (/proc) against the pod's spec."""
+    checked = 0
+    for pod in core.list_pod_for_all_namespaces().items:
+        if not pod.metadata.namespace.startswith(f"{CITY}-"):
+            continue
+        statuses = {s.name: s for s in pod.status.container_statuses}
+        for spec in pod.spec.containers:
+            status = statuses[spec.name]
+            pid = _container_pid(status.container_id.split("://")[1])
+            uid = int(
+                next(
+                    line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Uid:")
+                ).split()[1]
+            )
+            declared = (
+                spec.security_context.run_as_user if spec.security_context else None
+            ) or pod.spec.security_context.run_as_user
+            if declared is not None:
+                assert uid == declared, (pod.metadata.name, spec.name)
+            assert uid != 0, (pod.metadata.name, spec.name)
+            root_options = next(
+                line.split()[5]
+                for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+                if line.split()[4] == "/"
+            )
+            if spec.security_context and spec.security_context.read_only_root_filesystem:
+                assert "ro" in root_options.split(","), (pod.metadata.name, spec.name)
+            checked += 1
+    assert checked >= 7
+
+
+def _container_pid(container_id: str) -> int:
+    """The first process of a container, from its cgroup (cgroupfs driver: .../pod<uid>/<id>)."""
+    for procs in Path("/sys/fs/cgroup/pids/kubepods").rglob("cgroup.procs"):
+        if procs.parent.name == container_id:
+            pids = procs.read_text().split()
+            if pids:
+                return int(pids[0])
+    raise AssertionError(f"no process for container {container_id}")
+
+
+def test_keycloak_imported_the_realm_and_issues_a_client_credentials_token(core, address):
+    secrets = core.read_namespaced_secret("oidc-clients", f"{CITY}-iam").data
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_id": "broker",
+            "client_secret": base64.b64decode(secrets["broker"]).decode(),
+        }
+    ).encode()
+    code, _, body = gateway(
+        "auth",
+        f"/realms/{REALM}/protocol/openid-connect/token",
+        form,
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert code == 200, body
+    token = json.loads(body)
+    assert token["token_type"].lower() == "bearer" and token["access_token"].count(".") == 2
+
+
+def test_the_gateway_serves_contexts_and_the_register_with_their_content_types(address):
+    code, headers, body = gateway(address, "api", "/context/ats.jsonld")
+    assert code == 200 and headers["Content-Type"] == "application/ld+json" and json.loads(body)["@context"]
+    code, headers, body = gateway(address, "algorithms", "/")
+    assert code == 200 and headers["Content-Type"].startswith("text/html") and b"<html" in body
+    code, headers, body = gateway(address, "algorithms", "/api/register.json")
+    assert code == 200 and headers["Content-Type"].startswith("application/json")
+    assert len(json.loads(body)["algorithms"]) == 2
+
+
+def test_a_pod_in_a_foreign_namespace_reaches_no_database(core, platform):
+    core.create_namespace({"metadata": {"name": "intruder"}})
+    wait_for("the intruder's ServiceAccount", lambda: core.read_namespaced_service_account("default", "intruder"))
+    core.create_namespaced_pod(
+        "intruder",
+        {
+            "metadata": {"name": "probe"},
+            "spec": {
+                "containers": [
+                    {"name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}
+                ]
+            },
+        },
+    )
+    wait_for("the probe Running", lambda: core.read_namespaced_pod("probe", "intruder").status.phase == "Running")
+    from kubernetes.stream import stream
+
+    answer = stream(
+        core.connect_get_namespaced_pod_exec,
+        "probe",
+        "intruder",
+        command=["sh", "-c", f"nc -w 3 keycloak-db.{CITY}-iam.svc 5432 </dev/null; echo exit=$?"],
+        stderr=True,
+        stdout=True,
+    )
+    assert "Connection refused" in answer or "timed out" in answer, answer
+
+
+def test_database_rows_survive_the_pod_and_a_second_up(core, platform):
+    mims, _ = platform
+    ns = f"{CITY}-iam"
+    from kubernetes.stream import stream
+
+    def psql(sql: str) -> str:
+        return stream(
+            core.connect_get_namespaced_pod_exec,
+            "keycloak-db-0",
+            ns,
+            container="postgres",
+            command=["psql", "-U", "postgres", "-tAc", sql],
+            stderr=True,
+            stdout=True,
+        )
+
+    psql("CREATE TABLE IF NOT EXISTS kept (v text); INSERT INTO kept VALUES ('row-1')")
+    uid = core.read_namespaced_pod("keycloak-db-0", ns).metadata.uid
+    core.delete_namespaced_pod("keycloak-db-0", ns)
+    wait_for(
+        "keycloak-db-0 back and Ready",
+        lambda: (
+            (pod := core.read_namespaced_pod("keycloak-db-0", ns)).metadata.uid != uid
+            and {c.type: c.status for c in pod.status.conditions or []}.get("Ready") == "True"
+        ),
+        timeout=180,
+    )
+    assert psql("SELECT v FROM kept").strip() == "row-1"
+    again = mims.ok("up", BLUEPRINT, "--yes", "--json").json()
+    assert all(s["create"] == s["update"] == s["replace"] == s["delete"] == 0 for s in again["stacks"])
+    assert psql("SELECT v FROM kept").strip() == "row-1"
