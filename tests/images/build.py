@@ -2,7 +2,8 @@
 
 The archive is named `<recipe>-<hash>.tar` in the cache (`$MIMS_CACHE_DIR/test-images`, by default
 ~/.cache/mims/test-images); the hash covers the recipe, the files it ships and this builder's code,
-so a change to any of them builds anew and an unchanged recipe costs nothing."""
+so a change to any of them builds anew and an unchanged recipe costs nothing. Downloaded files are
+kept in its `downloads/` folder, named by their digest."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import urllib.request
+import zipfile
 from pathlib import Path
 
 from mims import paths
@@ -24,6 +29,8 @@ from tests.images.recipe import (
     HERE,
     AptStep,
     DirectoriesStep,
+    Download,
+    DownloadStep,
     FilesStep,
     GoInstall,
     GoInstallStep,
@@ -102,7 +109,7 @@ def build(name: str, cache: Path | None = None, say: Say | None = None) -> Path:
             assert base is not None
             stage = work / "build"
             copy_tree(base, stage)
-            Chroot(stage, "build stage").run_steps(recipe.build.steps, say)
+            Chroot(stage, "build stage", cache / "downloads").run_steps(recipe.build.steps, say)
             for output in recipe.build.outputs:
                 target = inside(image, output.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +118,7 @@ def build(name: str, cache: Path | None = None, say: Say | None = None) -> Path:
                     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
                 else:
                     shutil.copy2(source, target)
-        Chroot(image, name).run_steps(recipe.steps, say)
+        Chroot(image, name, cache / "downloads").run_steps(recipe.steps, say)
         _finish(image)
         c = recipe.config
         config = oci.ImageConfig(c.user, c.entrypoint, c.cmd, c.env, c.workdir, c.ports, c.volumes, c.stop_signal)
@@ -128,8 +135,8 @@ def build(name: str, cache: Path | None = None, say: Say | None = None) -> Path:
 class Chroot:
     """One root filesystem being built: runs the recipe's steps in it, in order."""
 
-    def __init__(self, root: Path, what: str):
-        self.root, self.what = root, what
+    def __init__(self, root: Path, what: str, downloads: Path):
+        self.root, self.what, self.downloads = root, what, downloads
         self.apt_updated = False
         if (root / "usr/bin/apt-get").exists():
             policy = inside(root, "/usr/sbin/policy-rc.d")
@@ -189,6 +196,8 @@ class Chroot:
             target = inside(self.root, step.go_install.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             _go_install(step.go_install, target)
+        elif isinstance(step, DownloadStep):
+            _download(step.download, self.root, self.downloads)
 
     def sh(self, script: str) -> None:
         self.chroot(["/bin/sh", "-euc", script])
@@ -233,6 +242,67 @@ def _go_install(spec: GoInstall, target: Path) -> None:
             raise BuildError(f"{' '.join(command)} failed:\n{result.stderr.strip()[-3000:]}")
         shutil.copy2(built[0], target)
         target.chmod(0o755)
+
+
+def _download(spec: Download, root: Path, downloads: Path) -> None:
+    """`spec.url`, fetched once into `downloads` and checked against its digest, copied or unpacked
+    to `spec.path` in `root`."""
+    algorithm, expected = spec.digest.split(":")
+    cached = downloads / f"{algorithm}-{expected}"
+    if not cached.is_file():
+        downloads.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name + ".partial")
+        digest = hashlib.new(algorithm)
+        try:
+            with urllib.request.urlopen(spec.url, timeout=60) as response, open(partial, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise BuildError(f"downloading {spec.url} failed: {exc}") from None
+        if digest.hexdigest() != expected:
+            partial.unlink()
+            raise BuildError(
+                f"{spec.url} has {algorithm} {digest.hexdigest()}, the recipe's digest is {expected}: "
+                f"check the registry's published .{algorithm} and fix the recipe's `digest` or `url`"
+            )
+        partial.rename(cached)
+    target = inside(root, spec.path)
+    if target.exists():
+        raise BuildError(f"{spec.path} is already in the image; download to a path that does not exist yet")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if spec.unpack:
+        _unpack(cached, target, spec.url, scratch_in=root.parent)
+    else:
+        shutil.copyfile(cached, target)
+
+
+def _unpack(archive: Path, target: Path, what: str, scratch_in: Path) -> None:
+    """Unpack a zip or tar archive with its files' modes and move its one top folder to `target`
+    (an upstream Dockerfile's `ADD` of a release, then `mv /tmp/x/x-* /opt/x`)."""
+    scratch = Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch_in))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                for info in z.infolist():
+                    mode = info.external_attr >> 16
+                    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                        raise BuildError(f"{what}: {info.filename} is neither a file nor a folder; not unpacked")
+                    extracted = Path(z.extract(info, scratch))
+                    if mode & 0o7777:
+                        extracted.chmod(mode & 0o7777)
+        else:
+            with tarfile.open(archive) as tar:
+                tar.extractall(scratch, filter="tar")
+        top = list(scratch.iterdir())
+        if len(top) != 1 or not top[0].is_dir():
+            raise BuildError(f"{what}: unpack expects one top folder, found {sorted(p.name for p in top)}")
+        top[0].rename(target)
+    except (zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise BuildError(f"{what}: cannot unpack: {exc}") from None
+    finally:
+        remove_tree(scratch)
 
 
 def _finish(root: Path) -> None:

@@ -112,11 +112,13 @@ class Containerd:
         mounts: list[str] | None = None,
         read_only: bool = False,
         check: bool = True,
+        timeout: float = 120,
     ) -> subprocess.CompletedProcess:
         """Run one container of `image` to its end and return what it printed. `command` replaces
         the image's entrypoint and command, like a pod's `command`; `mounts` are ctr's --mount
         specifications (see `bind` and `tmpfs`). The default seccomp profile applies, as with
-        RuntimeDefault.
+        RuntimeDefault. `timeout` (seconds) is when ctr is given up on, not the container: a
+        command that waits for something must give up on its own before that.
 
         `user` ("uid:gid", like runAsUser and runAsGroup): this ctr (containerd 1.6) cannot set a
         container's user, so the container starts as root and `setpriv` (util-linux, in every
@@ -134,7 +136,7 @@ class Containerd:
             options += ["--env", f"{key}={value}"]
         for mount in mounts or []:
             options += ["--mount", mount]
-        return self.ctr("run", *options, image, name, *command, check=check)
+        return self.ctr("run", *options, image, name, *command, check=check, timeout=timeout)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

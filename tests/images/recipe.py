@@ -74,6 +74,20 @@ class GoInstall(Strict):
     path: AbsolutePath
 
 
+class Download(Strict):
+    """A file from a registry the build machines reach (e.g. Maven Central), checked against the
+    digest the registry publishes next to it; an archive can be unpacked instead of copied, as an
+    upstream Dockerfile that ADDs and unpacks a release does."""
+
+    url: str = Field(pattern=r"^https://")
+    digest: str = Field(
+        pattern=r"^(sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64})$",
+        description="sha1:<hex> or sha256:<hex>, the registry's published digest of the file",
+    )
+    path: AbsolutePath = Field(description="the file; with unpack, the folder the archive's one top folder becomes")
+    unpack: bool = Field(False, description="unpack a .zip or tar archive (modes kept, owned by root)")
+
+
 class Output(Strict):
     source: AbsolutePath = Field(description="a file or folder in the build stage")
     path: AbsolutePath = Field(description="path in the image")
@@ -111,6 +125,10 @@ class GoInstallStep(Strict):
     go_install: GoInstall
 
 
+class DownloadStep(Strict):
+    download: Download
+
+
 def _step_kind(value) -> str | None:
     if isinstance(value, dict) and len(value) == 1:
         return next(iter(value))
@@ -127,11 +145,12 @@ Step = Annotated[
     | Annotated[LinksStep, Tag("links")]
     | Annotated[RunStep, Tag("run")]
     | Annotated[GoModuleFileStep, Tag("go_module_file")]
-    | Annotated[GoInstallStep, Tag("go_install")],
+    | Annotated[GoInstallStep, Tag("go_install")]
+    | Annotated[DownloadStep, Tag("download")],
     Discriminator(
         _step_kind,
         custom_error_type="step",
-        custom_error_message="a step is a mapping with one key: users, apt, files, directories, links, run, go_module_file or go_install",
+        custom_error_message="a step is a mapping with one key: users, apt, files, directories, links, run, go_module_file, go_install or download",
     ),
 ]
 
