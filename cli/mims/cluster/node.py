@@ -91,8 +91,9 @@ class NodeCluster(LocalCluster):
     def create(
         self, *, node_ip: str | None = None, install_packages: bool = False, progress: Progress = SILENT
     ) -> LocalStatus:
-        """Starts the node and returns when it is Ready and CoreDNS's pod was created. Missing system
-        packages are an error naming the command that installs them, unless `install_packages`."""
+        """Starts the node and returns when it is Ready and a pod could be created (CoreDNS's pod starts
+        once its image is there). Missing system packages are an error naming the command that
+        installs them, unless `install_packages`."""
         return self._create({"node_ip": node_ip, "install_packages": install_packages}, progress)
 
     def node_ip(self) -> str | None:
@@ -113,7 +114,9 @@ class NodeCluster(LocalCluster):
             )
             if done.returncode != 0:
                 raise ClusterError(f"{archive}: containerd could not import it: {done.stderr.strip()}")
-            imported = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("unpacking ")]
+            imported = list(
+                dict.fromkeys(line.split()[1] for line in done.stdout.splitlines() if line.startswith("unpacking "))
+            )
             progress.say(f"{archive.name}: {', '.join(imported) or 'no image name in the archive'}")
             names += imported
         return names
