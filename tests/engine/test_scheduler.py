@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-from mims.commands import platform
 from mims.engine.scheduler import StackFailed, StackOutcome, run_in_order
 from mims.errors import DeployError
 
@@ -100,7 +99,7 @@ def test_a_failed_stack_makes_mims_up_exit_7_with_the_not_run_list(cli, monkeypa
     class FakeDeployment:
         engine = FailingEngine()
 
-    monkeypatch.setattr(platform, "open_deployment", lambda *args, **kwargs: FakeDeployment())
+    monkeypatch.setattr("mims.engine.deployment.open_deployment", lambda *args, **kwargs: FakeDeployment())
     code, out, err = cli("up", write_blueprint({}), "--yes")
     assert code == 7
     assert "stack `foundation`: Namespace alderbrook-iam: forbidden" in err
