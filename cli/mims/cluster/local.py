@@ -7,14 +7,12 @@ a simulated and a real-node cluster cannot share a name."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -24,6 +22,7 @@ from mims.cluster import pki
 from mims.cluster.controlplane import Api, ensure_encryption_config, write_kubeconfig
 from mims.cluster.processes import ProcessStatus, Supervisor, alive, terminate
 from mims.errors import ClusterError, UsageError
+from mims.filelock import exclusive
 from mims.progress import SILENT, Progress
 from mims.toolchain import InstalledTool, install
 
@@ -259,22 +258,14 @@ class LocalCluster:
         partial.write_text(json.dumps(state, indent=2) + "\n")
         os.replace(partial, self._state_file)
 
-    @contextmanager
-    def _locked(self, progress: Progress) -> Iterator[None]:
+    def _locked(self, progress: Progress) -> AbstractContextManager[None]:
         """One `mims` at a time creates, stops or deletes a given cluster. The lock file lives beside
         the cluster's folder, so deleting the folder does not pull it from under a waiting process."""
-        locks = self.root / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with (locks / f"{self.name}.lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                progress.say(f"waiting for another mims process working on cluster `{self.name}`")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return exclusive(
+            self.root / ".locks" / f"{self.name}.lock",
+            progress,
+            f"waiting for another mims process working on cluster `{self.name}`",
+        )
 
 
 def stored_type(name: str, root: Path | None = None) -> str | None:

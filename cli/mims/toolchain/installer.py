@@ -5,17 +5,17 @@ provider plugin is placed under `pulumi_home()`. A tool no source can install do
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mims.errors import ToolchainError
+from mims.filelock import exclusive
 from mims.progress import SILENT, Prefixed, Progress
 from mims.toolchain.checks import verify
 from mims.toolchain.download import Fetcher, download_release
@@ -239,20 +239,10 @@ def _already(tool: Tool, manifest: Mapping[str, Any]) -> str:
     return text + (f" ({origin_of(manifest)})" if source_of(manifest) == "present" else "")
 
 
-@contextmanager
-def _locked(root: Path, tool: Tool, steps: Progress, lock_name: str | None = None) -> Iterator[None]:
-    locks = root / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"{lock_name or tool.name}.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            steps.say(f"waiting for another process building {tool.name}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(root: Path, tool: Tool, steps: Progress, lock_name: str | None = None) -> AbstractContextManager[None]:
+    return exclusive(
+        root / ".locks" / f"{lock_name or tool.name}.lock", steps, f"waiting for another process building {tool.name}"
+    )
 
 
 def _install_plugin(tool: Tool, target: Path, pdir: Path, steps: Progress) -> None:
