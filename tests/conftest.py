@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -120,3 +123,20 @@ class Said:
 
     def say(self, text: str, style: str | None = None) -> None:
         self.lines.append(text)
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 30.0, ignoring: tuple[type[BaseException], ...] = ()
+) -> Any:
+    """The first true result of `check`, polled until `timeout`; an exception in `ignoring` counts as
+    not yet. Fails the test naming `what` when time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except ignoring:
+            result = None
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from kubernetes import client
 from mims.cluster import ClusterConnection, NodeCluster, host
 from mims.cluster.node import COREDNS_IMAGE, missing_packages
 from mims.toolchain import install
+from tests.conftest import wait_for as shared_wait_for
 from tests.images.build import build
 
 pytestmark = [
@@ -38,16 +38,8 @@ RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "10
 
 
 def wait_for(what: str, check, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (client.ApiException, OSError):  # not there yet, or not answering yet
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+    """Polls through "not there yet" (the API's 404) and "not answering yet" (a refused connection)."""
+    return shared_wait_for(what, check, timeout, ignoring=(client.ApiException, OSError))
 
 
 @pytest.fixture(scope="module")

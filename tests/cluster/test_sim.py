@@ -18,7 +18,7 @@ from mims.cluster import ClusterConnection, SimCluster
 from mims.cluster.sim import COMPONENTS, NODE_NAME, TOOLS
 from mims.errors import ClusterError, UsageError
 from mims.toolchain import InstalledTool, load_tools
-from tests.conftest import Said
+from tests.conftest import Said, wait_for
 
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
@@ -28,16 +28,6 @@ RESTRICTED = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}
-
-
-def wait_for(what: str, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture

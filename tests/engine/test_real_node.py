@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from tests.conftest import FIXTURES
+from tests.conftest import wait_for as shared_wait_for
 from tests.engine.conftest import Mims
 from tests.images.build import build
 
@@ -36,16 +37,8 @@ BUSYBOX = "docker.io/library/busybox:1.35.0"
 
 
 def wait_for(what: str, check, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (client.ApiException, OSError):
-            result = None
-        if result:
-            return result
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
+    """Polls through "not there yet" (the API's 404) and "not answering yet" (a refused connection)."""
+    return shared_wait_for(what, check, timeout, ignoring=(client.ApiException, OSError))
 
 
 @pytest.fixture(scope="module")
