@@ -1,4 +1,4 @@
-"""Fixtures for the image tests that build and run (`-m images`): one throwaway containerd for the
+"""Fixtures for the image tests that build and run (marked `images`): one throwaway containerd for the
 session, and each image built (or taken from the cache) and imported into it once."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Images built from their recipes, imported with `ctr` into a throwaway containerd, and run: each
 as the charts run it (their uid, read-only root, emptyDirs as tmpfs) where that matters.
 
-Marked `images`: minutes on a cold cache (debootstrap, apt), so the default run leaves them out;
-`pytest -m images tests/images` runs them (root, debootstrap and containerd needed)."""
+Marked `images`: minutes on a cold cache (debootstrap, apt); `pytest -m 'not images'` leaves them
+out of a quick local run. They need root, debootstrap and containerd."""
 
 from __future__ import annotations
 
