@@ -1,11 +1,17 @@
-"""chart.yaml's endpoint rules: what an http and a tcp endpoint may say, and the token settings."""
+"""chart.yaml's rules: what an http and a tcp endpoint may say, the token settings, optional workloads."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from mims.charts.meta import Endpoint
+from mims import paths
+from mims.blueprint.model import MonitoringOptions
+from mims.charts.meta import Chart, ChartMeta, Endpoint
+from mims.errors import ChartError
 
 BASE = {"name": "mqtt", "workload": "broker", "port": 1883, "description": "MQTT"}
 PUBLIC_TCP = {**BASE, "protocol": "tcp", "public": True, "host": "mqtt", "public_port": 8883, "scheme": "mqtts"}
@@ -42,3 +48,19 @@ def test_hidden_paths_lie_under_the_endpoints_path():
     Endpoint.model_validate({**BASE, "path": "/ngsi-ld/", "hidden_paths": ["/ngsi-ld/v1/jsonldContexts/createcache"]})
     with pytest.raises(ValidationError, match="not under the endpoint's path"):
         Endpoint.model_validate({**BASE, "path": "/ngsi-ld/", "hidden_paths": ["/admin"]})
+
+
+def test_an_optional_workload_is_switched_by_a_boolean_option_of_the_component(tmp_path):
+    chart_dir = tmp_path / "monitor"
+    shutil.copytree(paths.charts_dir() / "prometheus-grafana", chart_dir)
+    meta = (chart_dir / "chart.yaml").read_text().replace("{grafana: grafana}", "{grafana: dashboards}")
+    (chart_dir / "chart.yaml").write_text(meta)
+    with pytest.raises(ChartError, match=r"chart\.yaml: optional_workloads: `grafana` is switched by `dashboards`"):
+        Chart.load(chart_dir).for_options(MonitoringOptions())
+
+
+def test_optional_workloads_name_declared_workloads():
+    meta = yaml.safe_load((paths.charts_dir() / "prometheus-grafana" / "chart.yaml").read_text())
+    meta["optional_workloads"] = {"dashboards": "grafana"}
+    with pytest.raises(ValidationError, match="unknown workload"):
+        ChartMeta.model_validate(meta)

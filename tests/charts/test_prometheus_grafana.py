@@ -423,3 +423,18 @@ def test_endpoints_follow_the_contract(renderer):
     assert endpoints["grafana"].public and not endpoints["grafana"].writes_need_token
     assert (endpoints["prometheus"].workload, endpoints["prometheus"].port) == ("prometheus", 9090)
     assert not endpoints["prometheus"].public
+
+
+# --- Prometheus alone --------------------------------------------------------------------------
+
+
+def test_grafana_false_leaves_grafana_out_and_keeps_prometheus_whole(render):
+    rendering = render(monitoring={"options": {"grafana": False}})
+    named = [o for o in rendering.objects() if "grafana" in o["metadata"]["name"]]
+    assert named == []
+    assert "monitoring/grafana" not in rendering.endpoints and "monitoring/grafana" not in jobs(rendering)
+    prometheus = find(rendering, "StatefulSet", "prometheus", NS)["spec"]["template"]["spec"]
+    assert [v["name"] for v in prometheus["volumes"]] == ["config"]
+    # Grafana was Prometheus's only caller: default-deny alone now guards Prometheus.
+    assert not [o for o in rendering.objects() if o["metadata"]["name"] == "allow-ingress-prometheus"]
+    assert "monitoring/prometheus" in rendering.endpoints

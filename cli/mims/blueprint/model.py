@@ -257,6 +257,11 @@ class MonitoringOptions(Strict):
     retention_days: int | None = Field(
         None, ge=1, le=3650, description="Prometheus retention; defaults to the profile's value."
     )
+    grafana: bool = Field(
+        True,
+        description="Grafana with the platform dashboard; `false` runs Prometheus alone (a city with a "
+        "Grafana of its own points it at Prometheus).",
+    )
 
 
 class Iam(Strict):

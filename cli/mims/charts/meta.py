@@ -239,6 +239,11 @@ class ChartMeta(Strict):
     endpoints: list[Endpoint] = Field(default_factory=list)
     metrics: list[MetricsTarget] = Field(default_factory=list)
     network: Network = Network()
+    optional_workloads: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="workloads a component option can leave out: {workload: the option}, a boolean "
+        "option of the component's `options` that is true by default",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ChartMeta:
@@ -257,11 +262,37 @@ class ChartMeta(Strict):
             + [e.source for e in self.network.external]
             + [e.workload for e in self.network.entrance]
             + ([self.network.scrapes] if self.network.scrapes else [])
+            + list(self.optional_workloads)
         )
         unknown = sorted(set(named) - known)
         if unknown:
             raise ValueError(f"unknown workload(s) {', '.join(unknown)}; declare them under `workloads`")
         return self
+
+    def without(self, left_out: set[str]) -> ChartMeta:
+        """This chart as a blueprint that leaves out `left_out` workloads sees it: their sizes,
+        endpoints, metrics and traffic gone, so no template, policy or scrape job names them."""
+        if not left_out:
+            return self
+        net = self.network
+        network = net.model_copy(
+            update={
+                "flows": [f for f in net.flows if f.source not in left_out and f.to not in left_out],
+                "calls": [c for c in net.calls if c.source not in left_out],
+                "open": [o for o in net.open if o.workload not in left_out],
+                "external": [e for e in net.external if e.source not in left_out],
+                "entrance": [e for e in net.entrance if e.workload not in left_out],
+                "scrapes": None if net.scrapes in left_out else net.scrapes,
+            }
+        )
+        return self.model_copy(
+            update={
+                "workloads": {w: s for w, s in self.workloads.items() if w not in left_out},
+                "endpoints": [e for e in self.endpoints if e.workload not in left_out],
+                "metrics": [m for m in self.metrics if m.workload not in left_out],
+                "network": network,
+            }
+        )
 
 
 class Chart:
@@ -284,6 +315,20 @@ class Chart:
             source = load_yaml(path / "chart.yaml")
             raise ChartError("\n".join(str(p) for p in pydantic_problems(exc, source, ChartMeta))) from None
         return cls(path, meta, key)
+
+    def for_options(self, options: Any) -> Chart:
+        """This chart without the optional workloads that the component's `options` switch off."""
+        left_out = set()
+        for workload, option in self.meta.optional_workloads.items():
+            value = getattr(options, option, None)
+            if not isinstance(value, bool):
+                raise ChartError(
+                    f"{self.path / 'chart.yaml'}: optional_workloads: `{workload}` is switched by `{option}`, "
+                    f"which is no true/false option of component `{self.meta.component}`; name one of its options"
+                )
+            if not value:
+                left_out.add(workload)
+        return Chart(self.path, self.meta.without(left_out), self.key) if left_out else self
 
     @cached_property
     def templates(self) -> list[str]:

@@ -164,7 +164,10 @@ class Renderer:
         bp = loaded.blueprint
         sections = bp.enabled_components()
         available = all_charts(bp.charts.paths, loaded.base_dir, self.charts)
-        charts = {c: self.chart_for(c, s.implementation, available) for c, s in sections.items()}
+        charts = {
+            c: self.chart_for(c, s.implementation, available).for_options(getattr(s, "options", None))
+            for c, s in sections.items()
+        }
         self._loader.add(charts.values())
         namespaces = {c: f"{bp.city.name}-{c}" for c in charts}
         expose_tcp = tcp_exposed(bp.tls.mode)
