@@ -1,9 +1,9 @@
 """The platform on a real node: `mims up` of a blueprint with every component whose software can run
-here (iam, gateway, data models, AI register; see docs/cluster.md for what never runs), with images
+here (iam, gateway, data models, AI register, Prometheus; see docs/cluster.md for what never runs), with images
 built by tests/images and loaded into the node. Every pod runs and turns Ready by its own probes,
 as its declared user, with a read-only root where declared; Keycloak imports the city's realm and
 issues a client-credentials token; the gateway serves the @context documents and the register with
-their content types; a pod of a foreign namespace reaches no database; PostgreSQL rows survive their
+their content types; Prometheus scrapes every target `up`; a pod of a foreign namespace reaches no database; PostgreSQL rows survive their
 pod's deletion and a second `mims up`."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 BLUEPRINT = FIXTURES / "real-node" / "blueprint.yaml"
-IMAGES = ("pause", "busybox", "coredns", "nginx-unprivileged", "postgres", "oauth2-proxy", "keycloak")
+IMAGES = ("pause", "busybox", "coredns", "nginx-unprivileged", "postgres", "oauth2-proxy", "keycloak", "prometheus")
 CITY, DOMAIN, REALM = "nodeville", "data.nodeville.example", "nodeville"
 BUSYBOX = "docker.io/library/busybox:1.35.0"
 
@@ -83,7 +83,7 @@ def test_every_pod_runs_ready_without_restarts(core):
     pods = core.list_pod_for_all_namespaces().items
     ours = [p for p in pods if p.metadata.namespace.startswith(f"{CITY}-")]
     assert {p.metadata.namespace for p in ours} == {
-        f"{CITY}-{c}" for c in ("iam", "gateway", "data-models", "ai-registry")
+        f"{CITY}-{c}" for c in ("iam", "gateway", "data-models", "ai-registry", "monitoring")
     }
     time.sleep(20)  # settling: a probe failing now would restart a container
     for pod in core.list_pod_for_all_namespaces().items:
@@ -122,7 +122,7 @@ def test_containers_run_as_their_declared_users_with_read_only_roots(core, platf
             if spec.security_context and spec.security_context.read_only_root_filesystem:
                 assert "ro" in root_options.split(","), (pod.metadata.name, spec.name)
             checked += 1
-    assert checked == 6  # keycloak, keycloak-db, gateway, oauth2-proxy, context-server, register
+    assert checked == 7  # keycloak, keycloak-db, gateway, oauth2-proxy, context-server, register, prometheus
 
 
 def _container_pid(container_id: str) -> int:
@@ -164,6 +164,26 @@ def test_the_gateway_serves_contexts_and_the_register_with_their_content_types(a
     code, headers, body = gateway(address, "algorithms", "/api/register.json")
     assert code == 200 and headers["Content-Type"].startswith("application/json")
     assert len(json.loads(body)["algorithms"]) == 2
+
+
+def test_prometheus_reports_every_scrape_target_up(core):
+    """Asked through the API server's service proxy: Prometheus is not public."""
+
+    def targets() -> list[dict]:
+        raw = core.connect_get_namespaced_service_proxy_with_path(
+            "prometheus:9090", f"{CITY}-monitoring", "api/v1/targets", _preload_content=False
+        ).data
+        return json.loads(raw)["data"]["activeTargets"]
+
+    # Every target scraped at least once (30 s interval), then all of them up.
+    wait_for("every target scraped", lambda: all(t["health"] != "unknown" for t in targets()), timeout=90)
+    found = {(t["labels"]["component"], t["labels"]["workload"]): t["health"] for t in targets()}
+    assert set(found) == {
+        ("iam", "keycloak"),
+        ("gateway", "oauth2-proxy"),
+        ("monitoring", "prometheus"),
+    }, found
+    assert set(found.values()) == {"up"}, [t for t in targets() if t["health"] != "up"]
 
 
 def test_a_pod_in_a_foreign_namespace_reaches_no_database(core, platform):
