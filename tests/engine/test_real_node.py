@@ -1,10 +1,12 @@
 """The platform on a real node: `mims up` of a blueprint with every component whose software can run
-here (iam, gateway, data models, AI register, Prometheus; see docs/cluster.md for what never runs), with images
-built by tests/images and loaded into the node. Every pod runs and turns Ready by its own probes,
-as its declared user, with a read-only root where declared; Keycloak imports the city's realm and
+here (iam, gateway, data models, AI register, Prometheus, Scorpio's PostGIS, Mosquitto; see
+docs/cluster.md for what never runs), with images built by tests/images and loaded into the node.
+Every pod runs and turns Ready by its own probes, as its declared user, with a read-only root where declared; Keycloak imports the city's realm and
 issues a client-credentials token; the gateway serves the @context documents and the register with
-their content types; Prometheus scrapes every target `up`; a pod of a foreign namespace reaches no database; PostgreSQL rows survive their
-pod's deletion and a second `mims up`."""
+their content types; Prometheus scrapes every target `up`; a device user publishes over MQTT with
+its password and only to its own topics; a pod of a foreign namespace reaches no database, a
+declared flow works and an undeclared one does not; PostgreSQL rows survive their pod's deletion
+and a second `mims up`."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from tests.conftest import FIXTURES
 from tests.conftest import wait_for as shared_wait_for
 from tests.engine.conftest import Mims
 from tests.images.build import build
+from tests.mqtt import NOT_AUTHORIZED, Client
 
 from mims.cluster.node import missing_packages
 
@@ -31,7 +34,18 @@ pytestmark = [
 ]
 
 BLUEPRINT = FIXTURES / "real-node" / "blueprint.yaml"
-IMAGES = ("pause", "busybox", "coredns", "nginx-unprivileged", "postgres", "oauth2-proxy", "keycloak", "prometheus")
+IMAGES = (
+    "pause",
+    "busybox",
+    "coredns",
+    "nginx-unprivileged",
+    "postgres",
+    "oauth2-proxy",
+    "keycloak",
+    "prometheus",
+    "postgis",
+    "eclipse-mosquitto",
+)
 CITY, DOMAIN, REALM = "nodeville", "data.nodeville.example", "nodeville"
 BUSYBOX = "docker.io/library/busybox:1.35.0"
 
@@ -83,7 +97,7 @@ def test_every_pod_runs_ready_without_restarts(core):
     pods = core.list_pod_for_all_namespaces().items
     ours = [p for p in pods if p.metadata.namespace.startswith(f"{CITY}-")]
     assert {p.metadata.namespace for p in ours} == {
-        f"{CITY}-{c}" for c in ("iam", "gateway", "data-models", "ai-registry", "monitoring")
+        f"{CITY}-{c}" for c in ("iam", "gateway", "data-models", "ai-registry", "monitoring", "broker", "ingestion")
     }
     time.sleep(20)  # settling: a probe failing now would restart a container
     for pod in core.list_pod_for_all_namespaces().items:
@@ -122,7 +136,8 @@ def test_containers_run_as_their_declared_users_with_read_only_roots(core, platf
             if spec.security_context and spec.security_context.read_only_root_filesystem:
                 assert "ro" in root_options.split(","), (pod.metadata.name, spec.name)
             checked += 1
-    assert checked == 7  # keycloak, keycloak-db, gateway, oauth2-proxy, context-server, register, prometheus
+    # keycloak, keycloak-db, gateway, oauth2-proxy, context-server, register, prometheus, broker-db, mosquitto
+    assert checked == 9
 
 
 def _container_pid(container_id: str) -> int:
@@ -186,49 +201,100 @@ def test_prometheus_reports_every_scrape_target_up(core):
     assert set(found.values()) == {"up"}, [t for t in targets() if t["health"] != "up"]
 
 
-def test_a_pod_in_a_foreign_namespace_reaches_no_database(core, platform):
-    core.create_namespace({"metadata": {"name": "intruder"}})
-    wait_for("the intruder's ServiceAccount", lambda: core.read_namespaced_service_account("default", "intruder"))
-    core.create_namespaced_pod(
-        "intruder",
-        {
-            "metadata": {"name": "probe"},
-            "spec": {
-                "containers": [
-                    {"name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}
-                ]
-            },
-        },
-    )
-    wait_for("the probe Running", lambda: core.read_namespaced_pod("probe", "intruder").status.phase == "Running")
+def test_a_device_user_publishes_with_its_password_and_only_as_its_device(core):
+    """Against the Mosquitto pod as deployed, with the passwords the engine generated; from the host,
+    which reaches pod addresses (NetworkPolicy admits the node itself, as it must for probes)."""
+    ns = f"{CITY}-ingestion"
+    passwords = {k: base64.b64decode(v).decode() for k, v in core.read_namespaced_secret("mqtt-users", ns).data.items()}
+    [pod] = core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/name=mosquitto").items
+    host = pod.status.pod_ip
+    assert Client(1883, "meter-1", "wrong", "meter-1", host=host).connack == NOT_AUTHORIZED
+    assert Client(1883, client_id="anonymous", host=host).connack == NOT_AUTHORIZED
+    agent = Client(1883, "iot-agent", passwords["iot-agent"], "agent", host=host)
+    agent.subscribe("/+/+/attrs")
+    device = Client(1883, "meter-1", passwords["meter-1"], "meter-1", host=host)
+    assert device.publish("/key1/meter-1/attrs", b'{"kwh": 12}') == 0
+    assert agent.receive(timeout=3) == ("/key1/meter-1/attrs", b'{"kwh": 12}')
+    assert device.publish("/key1/meter-2/attrs", b'{"kwh": 99}') == NOT_AUTHORIZED
+    assert agent.receive(timeout=1) is None
+
+
+def run_in(core, pod: str, namespace: str, command: str, container: str | None = None) -> str:
     from kubernetes.stream import stream
 
-    answer = stream(
+    return stream(
         core.connect_get_namespaced_pod_exec,
-        "probe",
-        "intruder",
-        command=["sh", "-c", f"nc -w 3 keycloak-db.{CITY}-iam.svc 5432 </dev/null; echo exit=$?"],
+        pod,
+        namespace,
+        container=container,
+        command=["sh", "-c", command],
         stderr=True,
         stdout=True,
     )
-    assert "Connection refused" in answer or "timed out" in answer, answer
+
+
+def start_probe(core, namespace: str, labels: dict | None = None) -> str:
+    """A busybox pod that passes restricted Pod Security and never turns Ready, so no Service whose
+    selector its labels match ever sends it traffic."""
+    wait_for(f"{namespace}'s ServiceAccount", lambda: core.read_namespaced_service_account("default", namespace))
+    name = "probe"
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name, "labels": labels or {}},
+            "spec": {
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65534,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": BUSYBOX,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["sleep", "3600"],
+                        "readinessProbe": {"exec": {"command": ["false"]}},
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    }
+                ],
+            },
+        },
+    )
+    wait_for(f"{namespace}/{name} Running", lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running")
+    return name
+
+
+def connects(core, pod: str, namespace: str, host: str, port: int) -> bool:
+    answer = run_in(core, pod, namespace, f"nc -w 3 {host} {port} </dev/null && echo CONNECTED")
+    return "CONNECTED" in answer
+
+
+def test_a_pod_in_a_foreign_namespace_reaches_no_database(core, platform):
+    core.create_namespace({"metadata": {"name": "intruder"}})
+    probe = start_probe(core, "intruder")
+    for database in (f"keycloak-db.{CITY}-iam", f"broker-db.{CITY}-broker"):
+        assert not connects(core, probe, "intruder", f"{database}.svc", 5432), database
+
+
+def test_a_declared_flow_works_and_an_undeclared_one_does_not(core, platform):
+    """A pod that NetworkPolicy takes for Keycloak: Keycloak's database (a declared flow) answers,
+    the broker's database (no flow) does not."""
+    ns = f"{CITY}-iam"
+    probe = start_probe(core, ns, {"app.kubernetes.io/name": "keycloak", "app.kubernetes.io/instance": CITY})
+    try:
+        assert connects(core, probe, ns, "keycloak-db", 5432)
+        assert not connects(core, probe, ns, f"broker-db.{CITY}-broker.svc", 5432)
+    finally:
+        core.delete_namespaced_pod(probe, ns, grace_period_seconds=0)
 
 
 def test_database_rows_survive_the_pod_and_a_second_up(core, platform):
     mims, _ = platform
     ns = f"{CITY}-iam"
-    from kubernetes.stream import stream
 
     def psql(sql: str) -> str:
-        return stream(
-            core.connect_get_namespaced_pod_exec,
-            "keycloak-db-0",
-            ns,
-            container="postgres",
-            command=["psql", "-U", "postgres", "-tAc", sql],
-            stderr=True,
-            stdout=True,
-        )
+        return run_in(core, "keycloak-db-0", ns, f'psql -U postgres -tAc "{sql}"', container="postgres")
 
     psql("CREATE TABLE IF NOT EXISTS kept (v text); INSERT INTO kept VALUES ('row-1')")
     uid = core.read_namespaced_pod("keycloak-db-0", ns).metadata.uid
