@@ -1,21 +1,23 @@
-"""`mims up`, `mims plan` and the simulated cluster against a hand-run baseline, each on a simulated
-cluster of its own, in one run:
+"""`mims up`, `mims plan` and the cluster start against a hand-run baseline, each on a cluster of its
+own (a simulated one; with `--node` the real node, one after the other), in one run:
 
-- `mims cluster create --sim` in a fresh MIMS_HOME: wall time, and the RSS of its five processes
-  after the start and after the deployment;
+- `mims cluster create --sim` (or `--node`, then `mims cluster load-images` of the `--images`
+  archives, timed apart) in a fresh MIMS_HOME: wall time, and the RSS of its processes after the
+  start and after the deployment;
 - cold `mims up BLUEPRINT --yes` (fresh MIMS_HOME, the cluster already running), the no-op second
   `mims up --yes` and `mims plan` with nothing to change: wall time, and the peak RSS of the mims
   process tree (mims, pulumi, the provider plugin), sampled from /proc;
 - the baseline, on a second fresh simulated cluster: `mims render BLUEPRINT -o DIR`, then
   `kubectl apply --server-side` of the foundation folder and of the rest, then waiting as a person
   would (`kubectl rollout status` for every Deployment and StatefulSet, `kubectl wait` for Jobs to
-  complete and PVCs to be Bound): the time from the first apply to all ready;
+  complete, unless suspended, and PVCs to be Bound): the time from the first apply to all ready;
 - the ratios and the targets (cold up within 3x the baseline, no-op up and plan under 20 s);
 - the one-time toolchain build, as the toolchain cache records it (`mims toolchain status`).
 
 Clusters are deleted at the end, also when a step fails or the run is interrupted.
 
     python benchmarks/bench_engine.py [--blueprint FILE] [--json] [--logs DIR]
+    sudo python benchmarks/bench_engine.py --node --images DIR   # DIR: python -m tests.images build all --out DIR
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BLUEPRINT = ROOT / "blueprints" / "examples" / "small-city.yaml"
+NODE_BLUEPRINT = ROOT / "tests" / "fixtures" / "real-node" / "blueprint.yaml"
 PASSPHRASE = "bench-engine-passphrase"  # throw-away stacks in a throw-away MIMS_HOME
 WAIT_TIMEOUT = "600s"
 # The targets of the engine issue.
@@ -59,6 +62,16 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 class StepFailed(Exception):
     pass
+
+
+@dataclass
+class Target:
+    """The cluster each system gets: `mims cluster create` arguments, and the image archives loaded
+    into it before anything is deployed (the real node cannot pull here)."""
+
+    label: str
+    create: list[str]
+    images: list[Path] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,19 +378,22 @@ def cluster_memory(bench: Bench, system: System, label: str) -> dict:
     return {"total_mib": status["rss_mib"], "processes": {p["name"]: p["rss_mib"] for p in status["processes"]}}
 
 
-def create_cluster(bench: Bench, system: System, node: tuple[str, str]) -> dict:
+def create_cluster(bench: Bench, system: System, target: Target) -> dict:
     system.created = True  # from here on it must be deleted, whatever happens
     run = bench.run(
-        f"{system.name} cluster create",
-        system.mims("cluster", "create", "--sim", "--cpu", node[0], "--memory", node[1], "--json"),
-        system.env,
+        f"{system.name} cluster create", system.mims("cluster", "create", *target.create, "--json"), system.env
     )
     reported = json.loads(run.stdout).get("seconds")
-    return {
-        "seconds": round(run.seconds, 2),
-        "reported_seconds": reported,
-        "memory_after_start": cluster_memory(bench, system, "after start"),
-    }
+    result = {"seconds": round(run.seconds, 2), "reported_seconds": reported}
+    if target.images:
+        loaded = bench.run(
+            f"{system.name} cluster load-images",
+            system.mims("cluster", "load-images", *map(str, target.images)),
+            system.env,
+        )
+        result["load_images_seconds"] = round(loaded.seconds, 2)
+    result["memory_after_start"] = cluster_memory(bench, system, "after start")
+    return result
 
 
 def delete_cluster(bench: Bench, system: System) -> float | None:
@@ -418,8 +434,8 @@ def _kill_cluster_processes(system: System) -> None:
 # The two systems
 
 
-def measure_mims(bench: Bench, system: System, blueprint: Path, node: tuple[str, str]) -> dict:
-    result = {"cluster": create_cluster(bench, system, node)}
+def measure_mims(bench: Bench, system: System, blueprint: Path, target: Target) -> dict:
+    result = {"cluster": create_cluster(bench, system, target)}
     cold = bench.run("mims up (cold)", system.mims("up", str(blueprint), "--yes", "--json"), system.env, sample=True)
     summary = json.loads(cold.stdout)
     result["cold_up"] = _summary(cold) | {
@@ -477,8 +493,8 @@ def _warnings(runs: list[Run]) -> list[str]:
     return found
 
 
-def measure_baseline(bench: Bench, system: System, blueprint: Path, node: tuple[str, str], work: Path) -> dict:
-    result = {"cluster": create_cluster(bench, system, node)}
+def measure_baseline(bench: Bench, system: System, blueprint: Path, target: Target, work: Path) -> dict:
+    result = {"cluster": create_cluster(bench, system, target)}
     rendered = work / "rendered"
     render = bench.run("mims render", system.mims("render", str(blueprint), "-o", str(rendered)), system.env)
     result["render_seconds"] = round(render.seconds, 2)
@@ -501,14 +517,19 @@ def measure_baseline(bench: Bench, system: System, blueprint: Path, node: tuple[
         for o in objects
         if o["kind"] in ("Deployment", "StatefulSet")
     ]
-    job_namespaces = sorted({o["metadata"]["namespace"] for o in objects if o["kind"] == "Job"})
+    # A suspended Job (the real-node blueprint's upload to a broker that does not run) never completes.
+    jobs = [
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in objects
+        if o["kind"] == "Job" and not o["spec"].get("suspend")
+    ]
     waits = [
         [kubectl, "rollout", "status", f"{kind}/{name}", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
         for ns, kind, name in workloads
     ]
     waits += [
-        [kubectl, "wait", "--for=condition=complete", "job", "--all", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
-        for ns in job_namespaces
+        [kubectl, "wait", "--for=condition=complete", f"job/{name}", "-n", ns, f"--timeout={WAIT_TIMEOUT}"]
+        for ns, name in jobs
     ]
     steps["rollouts and jobs"] = bench.parallel("kubectl rollout status and wait job", waits, env)
     # PVCs exist once the StatefulSets made them, that is after their rollouts.
@@ -530,7 +551,7 @@ def measure_baseline(bench: Bench, system: System, blueprint: Path, node: tuple[
     result["objects"] = len(objects)
     result["waited_for"] = {
         "rollouts": len(workloads),
-        "job_namespaces": len(job_namespaces),
+        "jobs": len(jobs),
         "pvc_namespaces": len(pvc_namespaces),
     }
     result["cluster"]["memory_after_apply"] = cluster_memory(bench, system, "after apply")
@@ -632,8 +653,19 @@ def print_report(report: dict) -> None:
         f"{'load before':>16}"
     )
     rows = [
-        ("simulated cluster start (mims cluster create --sim)", m["cluster"], None),
-        ("simulated cluster start, baseline's cluster", b["cluster"], None),
+        (f"cluster start (mims cluster create {report['cluster']})", m["cluster"], None),
+        ("cluster start, baseline's cluster", b["cluster"], None),
+        *(
+            [
+                (
+                    "image archives loaded (mims cluster load-images)",
+                    {"seconds": m["cluster"]["load_images_seconds"]},
+                    None,
+                )
+            ]
+            if "load_images_seconds" in m["cluster"]
+            else []
+        ),
         (f"cold mims up ({m['cold_up']['changes']} changes)", m["cold_up"], m["cold_up"]),
         (f"no-op mims up ({m['noop_up']['changes']} changes)", m["noop_up"], m["noop_up"]),
         (f"mims plan ({'changes' if m['plan']['changes'] else 'no changes'})", m["plan"], m["plan"]),
@@ -706,20 +738,32 @@ def main() -> None:
     parser.add_argument(
         "--blueprint",
         type=Path,
-        default=DEFAULT_BLUEPRINT,
         help="Blueprint to deploy (default: blueprints/examples/small-city.yaml).",
     )
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     parser.add_argument("--logs", type=Path, help="Keep every command's output in this folder.")
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="On the real node (root; one node at a time), blueprint tests/fixtures/real-node/blueprint.yaml by default.",
+    )
+    parser.add_argument("--images", type=Path, help="With --node: folder of image archives (*.tar) to load first.")
     args = parser.parse_args()
-    blueprint = args.blueprint.resolve()
+    blueprint = (args.blueprint or (NODE_BLUEPRINT if args.node else DEFAULT_BLUEPRINT)).resolve()
 
     from mims.blueprint import load_blueprint
     from mims.charts.render import Renderer
     from mims.engine.deployment import sim_node_for
     from mims.toolchain import install
 
-    node = sim_node_for(Renderer().render(load_blueprint(blueprint)))  # the node `mims up` would create
+    if args.node:
+        if os.geteuid() != 0:
+            sys.exit("the real node needs root")
+        images = sorted(args.images.glob("*.tar")) if args.images else []
+        target = Target("--node", ["--node"], images)
+    else:
+        cpu, memory = sim_node_for(Renderer().render(load_blueprint(blueprint)))  # the node `mims up` would create
+        target = Target(f"--sim --cpu {cpu} --memory {memory}", ["--sim", "--cpu", cpu, "--memory", memory])
     work = Path(tempfile.mkdtemp(prefix="mims-bench-engine-"))
     logs = args.logs or work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -728,7 +772,7 @@ def main() -> None:
     report: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "blueprint": str(blueprint.relative_to(ROOT)) if blueprint.is_relative_to(ROOT) else str(blueprint),
-        "node": {"cpu": node[0], "memory": node[1]},
+        "cluster": target.label,
         "machine": machine(),
         "load_start": loadavg(),
     }
@@ -737,9 +781,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)  # a CI timeout: the finally below still deletes the clusters
     try:
         report["toolchain"] = toolchain_builds(bench)
-        report["mims"] = measure_mims(bench, systems[0], blueprint, node)
+        report["mims"] = measure_mims(bench, systems[0], blueprint, target)
         report["mims"]["cluster"]["delete_seconds"] = delete_cluster(bench, systems[0])  # one cluster at a time
-        report["baseline"] = measure_baseline(bench, systems[1], blueprint, node, work)
+        report["baseline"] = measure_baseline(bench, systems[1], blueprint, target, work)
         report["baseline"]["cluster"]["delete_seconds"] = delete_cluster(bench, systems[1])
         m, b = report["mims"], report["baseline"]
         report["ratios"] = {
