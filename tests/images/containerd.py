@@ -124,9 +124,50 @@ class Containerd:
         container's user, so the container starts as root and `setpriv` (util-linux, in every
         Debian-based test image) switches to the user, with no supplementary groups and no
         capabilities left, before the command runs. That needs an image that starts as root (no
-        USER); otherwise the image's USER applies and `user` must be left out."""
+        USER); otherwise the image's USER applies and `user` must be left out (see `run_as`)."""
+        return self._run(image, [], command, user, env, mounts, read_only, check, timeout)
+
+    def run_as(
+        self,
+        image: str,
+        user: str,
+        *command: str,
+        env: dict[str, str],
+        workdir: str,
+        mounts: list[str] | None = None,
+        read_only: bool = False,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
+        """`run` as `user` in an image with a USER of its own, as kubelet's runAsUser overrides it.
+        This ctr always applies the image's USER, so the image is mounted (a writable snapshot:
+        runc makes the mount points, then `read_only` remounts it) and run as a plain root
+        filesystem, which has no image config: `env` (with PATH) and `workdir` must carry the
+        image's own, e.g. from its recipe. The snapshot is removed afterwards."""
+        target = self.folder / f"rootfs-{uuid.uuid4().hex[:10]}"
+        target.mkdir()
+        self.ctr("images", "mount", "--rw", image, str(target))
+        try:
+            options = ["--rootfs", "--cwd", workdir]
+            return self._run(str(target), options, command, user, env, mounts, read_only, check, timeout)
+        finally:
+            self.ctr("images", "unmount", "--rm", str(target), check=False)
+            target.rmdir()
+
+    def _run(
+        self,
+        image: str,
+        options: list[str],
+        command: tuple[str, ...],
+        user: str | None,
+        env: dict[str, str] | None,
+        mounts: list[str] | None,
+        read_only: bool,
+        check: bool,
+        timeout: float,
+    ) -> subprocess.CompletedProcess:
         name = f"t-{uuid.uuid4().hex[:10]}"
-        options = ["--rm", "--seccomp", "--cgroup", f"/{self.cgroup_parent}/{name}"]
+        options = ["--rm", "--seccomp", "--cgroup", f"/{self.cgroup_parent}/{name}", *options]
         if user:
             uid, gid = user.split(":")
             command = ("setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *command)
