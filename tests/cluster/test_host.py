@@ -53,3 +53,15 @@ def test_restore_undoes_chains_rules_ipsets_links_and_sysctls():
     after = host.snapshot()
     for key in ("sysctls", "iptables", "ipsets", "links", "nft_tables"):
         assert after[key] == before[key], key
+
+
+def test_a_running_kubelet_is_found_whoever_started_it(tmp_path):
+    kubelet = tmp_path / "kubelet"
+    shutil.copy(shutil.which("sleep"), kubelet)
+    proc = subprocess.Popen([str(kubelet), "30"])
+    try:
+        assert f"{proc.pid} ({kubelet})" in host.running_kubelets()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not any(entry.startswith(f"{proc.pid} ") for entry in host.running_kubelets())

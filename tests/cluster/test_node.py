@@ -16,6 +16,7 @@ from kubernetes import client
 
 from mims.cluster import ClusterConnection, NodeCluster, host
 from mims.cluster.node import COREDNS_IMAGE, missing_packages
+from mims.errors import ClusterError
 from mims.toolchain import install
 from tests.conftest import wait_for as shared_wait_for
 from tests.images.build import build
@@ -277,3 +278,17 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_no_node_starts_beside_a_running_kubelet(tmp_path):
+    """Run after `delete` (this module's last test): the fake kubelet is the machine's only one."""
+    kubelet = tmp_path / "kubelet"
+    shutil.copy(shutil.which("sleep"), kubelet)
+    proc = subprocess.Popen([str(kubelet), "30"])
+    try:
+        with pytest.raises(ClusterError, match=rf"a kubelet already runs on this machine: {proc.pid} \("):
+            NodeCluster("beside", tmp_path / "clusters").create()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "clusters" / "beside" / "state.json").exists()

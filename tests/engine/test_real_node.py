@@ -1,8 +1,9 @@
 """The platform on a real node: `mims up` of a blueprint with every component whose software can run
-here (iam, gateway, data models, AI register, Prometheus, Scorpio's PostGIS, Mosquitto; see
+here (iam, gateway, data models, AI register, the catalogue, Prometheus, Scorpio's PostGIS, Mosquitto; see
 docs/cluster.md for what never runs), with images built by tests/images and loaded into the node.
 Every pod runs and turns Ready by its own probes, as its declared user, with a read-only root where declared; Keycloak imports the city's realm and
-issues a client-credentials token; the gateway serves the @context documents and the register with
+issues a client-credentials token; the gateway refuses a write without one (401) and passes one with
+it through to CKAN, which publishes the dataset as DCAT-AP; the gateway serves the @context documents and the register with
 their content types; Prometheus scrapes every target `up`; a device user publishes over MQTT with
 its password and only to its own topics; a pod of a foreign namespace reaches no database, a
 declared flow works and an undeclared one does not; PostgreSQL rows survive their pod's deletion
@@ -97,7 +98,8 @@ def test_every_pod_runs_ready_without_restarts(core):
     pods = core.list_pod_for_all_namespaces().items
     ours = [p for p in pods if p.metadata.namespace.startswith(f"{CITY}-")]
     assert {p.metadata.namespace for p in ours} == {
-        f"{CITY}-{c}" for c in ("iam", "gateway", "data-models", "ai-registry", "monitoring", "broker", "ingestion")
+        f"{CITY}-{c}"
+        for c in ("iam", "gateway", "data-models", "ai-registry", "monitoring", "broker", "ingestion", "catalogue")
     }
     time.sleep(20)  # settling: a probe failing now would restart a container
     for pod in core.list_pod_for_all_namespaces().items:
@@ -136,8 +138,9 @@ def test_containers_run_as_their_declared_users_with_read_only_roots(core, platf
             if spec.security_context and spec.security_context.read_only_root_filesystem:
                 assert "ro" in root_options.split(","), (pod.metadata.name, spec.name)
             checked += 1
-    # keycloak, keycloak-db, gateway, oauth2-proxy, context-server, register, prometheus, broker-db, mosquitto
-    assert checked == 9
+    # keycloak, keycloak-db, gateway, oauth2-proxy, context-server, register, prometheus, broker-db,
+    # mosquitto, ckan, solr, catalogue-db, valkey
+    assert checked == 13
 
 
 def _container_pid(container_id: str) -> int:
@@ -150,13 +153,14 @@ def _container_pid(container_id: str) -> int:
     raise AssertionError(f"no process for container {container_id}")
 
 
-def test_keycloak_imported_the_realm_and_issues_a_client_credentials_token(core, address):
+def realm_token(core, address: str, client_id: str) -> dict:
+    """A client-credentials token of the realm's client, asked for through the gateway."""
     secrets = core.read_namespaced_secret("oidc-clients", f"{CITY}-iam").data
     form = urllib.parse.urlencode(
         {
             "grant_type": "client_credentials",
-            "client_id": "broker",
-            "client_secret": base64.b64decode(secrets["broker"]).decode(),
+            "client_id": client_id,
+            "client_secret": base64.b64decode(secrets[client_id]).decode(),
         }
     ).encode()
     code, _, body = gateway(
@@ -167,8 +171,43 @@ def test_keycloak_imported_the_realm_and_issues_a_client_credentials_token(core,
         {"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert code == 200, body
-    token = json.loads(body)
+    return json.loads(body)
+
+
+def test_keycloak_imported_the_realm_and_issues_a_client_credentials_token(core, address):
+    token = realm_token(core, address, "broker")
     assert token["token_type"].lower() == "bearer" and token["access_token"].count(".") == 2
+
+
+def test_the_gateway_refuses_a_write_without_a_token_and_passes_one_with_it_to_ckan(core, address):
+    """docs/components/catalogue.md, "Publishing": the realm token for the gateway in Authorization,
+    CKAN's own API token in X-CKAN-API-Key."""
+    ns = f"{CITY}-catalogue"
+    ckan_token = run_in(
+        core, "ckan-0", ns, "sh /etc/ckan/ckan-cli.sh user token add admin real-node | tail -n 1", "ckan"
+    )
+    ckan_token = ckan_token.strip().split()[-1]
+    headers = {"Content-Type": "application/json", "X-CKAN-API-Key": ckan_token}
+    organization = json.dumps({"name": "nodeville", "title": "Nodeville"}).encode()
+
+    code, _, body = gateway(address, "data", "/api/3/action/organization_create", organization, headers)
+    assert code == 401 and b'"help"' not in body  # the gateway's answer: CKAN never saw it
+
+    bearer = {"Authorization": f"Bearer {realm_token(core, address, 'catalogue')['access_token']}"}
+    code, _, body = gateway(address, "data", "/api/3/action/organization_create", organization, headers | bearer)
+    assert code == 200 and json.loads(body)["success"], body
+    dataset = json.dumps(
+        {"name": "air-quality", "title": "Air quality", "owner_org": "nodeville", "notes": "Hourly NO2"}
+    ).encode()
+    code, _, body = gateway(address, "data", "/api/3/action/package_create", dataset, headers | bearer)
+    assert code == 200 and json.loads(body)["success"], body
+
+    # Read back without any token: CKAN's search (Solr) and the DCAT-AP serialisation of ckanext-dcat.
+    code, _, body = gateway(address, "data", "/api/3/action/package_search?q=name:air-quality")
+    assert code == 200 and json.loads(body)["result"]["count"] == 1, body
+    code, headers, body = gateway(address, "data", "/dataset/air-quality.ttl")
+    assert code == 200 and headers["Content-Type"].startswith("text/turtle"), (code, body[:300])
+    assert b"dcat:Dataset" in body and b"Air quality" in body
 
 
 def test_the_gateway_serves_contexts_and_the_register_with_their_content_types(address):

@@ -92,6 +92,21 @@ def restore(before: dict[str, Any], own_dirs: list[Path], containerd_address: st
     return problems
 
 
+def running_kubelets() -> list[str]:
+    """Kubelets running on this machine (as `pid (path)`), whoever started them: two kubelets would
+    share the kubepods cgroups, the pod network and the iptables chains."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == "kubelet":
+                found.append(f"{proc.name} ({os.readlink(proc / 'exe')})")
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return sorted(found)
+
+
 def kill_pod_processes(containerd_address: str) -> None:
     """SIGKILLs every process in the kubepods cgroups (the containers) and the shims of the node's
     containerd (found by its socket address): stopping containerd leaves both running."""

@@ -138,6 +138,13 @@ class NodeCluster(LocalCluster):
                 f"real-node cluster `{other}` already runs on this machine (one bridge, one pod range, one "
                 f"kubelet per machine); stop it first: mims cluster stop --name {other}"
             )
+        kubelets = host.running_kubelets()
+        if kubelets:
+            raise ClusterError(
+                f"a kubelet already runs on this machine: {', '.join(kubelets)} (another real node, of "
+                "another MIMS_HOME, or a Kubernetes installed here); a second one would share its cgroups, "
+                "pod network and iptables chains. Stop it first, or use --sim"
+            )
         missing = missing_packages()
         if missing:
             if not settings["install_packages"]:
