@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from mims.cluster import host
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(p) for p in ("iptables-save", "ipset", "ip")),
@@ -60,7 +61,8 @@ def test_a_running_kubelet_is_found_whoever_started_it(tmp_path):
     shutil.copy(shutil.which("sleep"), kubelet)
     proc = subprocess.Popen([str(kubelet), "30"])
     try:
-        assert f"{proc.pid} ({kubelet})" in host.running_kubelets()
+        # Popen returns when the exec has begun; the kernel renames the process a moment later.
+        wait_for("the kubelet found", lambda: f"{proc.pid} ({kubelet})" in host.running_kubelets(), timeout=5)
     finally:
         proc.kill()
         proc.wait()

@@ -286,6 +286,8 @@ def test_no_node_starts_beside_a_running_kubelet(tmp_path):
     shutil.copy(shutil.which("sleep"), kubelet)
     proc = subprocess.Popen([str(kubelet), "30"])
     try:
+        # Popen returns when the exec has begun; the kernel renames the process a moment later.
+        shared_wait_for("the kubelet running", lambda: host.running_kubelets(), timeout=5)
         with pytest.raises(ClusterError, match=rf"a kubelet already runs on this machine: {proc.pid} \("):
             NodeCluster("beside", tmp_path / "clusters").create()
     finally:

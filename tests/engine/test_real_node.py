@@ -46,6 +46,9 @@ IMAGES = (
     "prometheus",
     "postgis",
     "eclipse-mosquitto",
+    "ckan-base",
+    "ckan-solr",
+    "valkey",
 )
 CITY, DOMAIN, REALM = "nodeville", "data.nodeville.example", "nodeville"
 BUSYBOX = "docker.io/library/busybox:1.35.0"
