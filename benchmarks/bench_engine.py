@@ -753,7 +753,7 @@ def print_report(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Times cluster start, cold and no-op `mims up` and `mims plan` against kubectl apply "
-        "on simulated clusters (see the module docstring)."
+        "on simulated clusters or the real node (see the module docstring)."
     )
     parser.add_argument(
         "--blueprint",
