@@ -1,9 +1,11 @@
-"""Fixtures for cluster tests: a per-test MIMS_HOME, the `mims` entry point, and one real simulated
-cluster for the whole session (started once; each test gets it running)."""
+"""Fixtures for cluster tests: a per-test MIMS_HOME, the `mims` entry point, one real simulated
+cluster for the whole session (started once; each test gets it running), and a process named
+kubelet."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from mims.cluster import SimCluster
 from mims.cluster.sim import TOOLS
 from mims.toolchain import status as toolchain_status
+from tests.conftest import wait_for
 
 SIM_NAME = "test"
 
@@ -49,3 +52,20 @@ def sim(_sim_session, monkeypatch) -> SimCluster:
     monkeypatch.setenv("MIMS_HOME", str(home))
     cluster.create()
     return cluster
+
+
+@pytest.fixture
+def fake_kubelet(tmp_path: Path):
+    """A running process named `kubelet` (a copy of sleep), as the kernel names it in /proc; yields
+    (the Popen, its path) and kills it afterwards unless the test did."""
+    kubelet = tmp_path / "kubelet"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", kubelet)
+    proc = subprocess.Popen([str(kubelet), "30"])
+    try:
+        # Popen returns when the exec has begun; the kernel renames the process a moment later.
+        comm = Path(f"/proc/{proc.pid}/comm")
+        wait_for("the process renamed kubelet", lambda: comm.read_text().strip() == "kubelet", timeout=5)
+        yield proc, kubelet
+    finally:
+        proc.kill()
+        proc.wait()

@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from mims.cluster import host
-from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(p) for p in ("iptables-save", "ipset", "ip")),
@@ -56,14 +55,9 @@ def test_restore_undoes_chains_rules_ipsets_links_and_sysctls():
         assert after[key] == before[key], key
 
 
-def test_a_running_kubelet_is_found_whoever_started_it(tmp_path):
-    kubelet = tmp_path / "kubelet"
-    shutil.copy(shutil.which("sleep"), kubelet)
-    proc = subprocess.Popen([str(kubelet), "30"])
-    try:
-        # Popen returns when the exec has begun; the kernel renames the process a moment later.
-        wait_for("the kubelet found", lambda: f"{proc.pid} ({kubelet})" in host.running_kubelets(), timeout=5)
-    finally:
-        proc.kill()
-        proc.wait()
+def test_a_running_kubelet_is_found_whoever_started_it(fake_kubelet):
+    proc, path = fake_kubelet
+    assert f"{proc.pid} ({path})" in host.running_kubelets()
+    proc.kill()
+    proc.wait()
     assert not any(entry.startswith(f"{proc.pid} ") for entry in host.running_kubelets())

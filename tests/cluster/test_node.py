@@ -280,17 +280,9 @@ def _cmdline(proc: Path) -> bytes:
         return b""
 
 
-def test_no_node_starts_beside_a_running_kubelet(tmp_path):
+def test_no_node_starts_beside_a_running_kubelet(fake_kubelet, tmp_path):
     """Run after `delete` (this module's last test): the fake kubelet is the machine's only one."""
-    kubelet = tmp_path / "kubelet"
-    shutil.copy(shutil.which("sleep"), kubelet)
-    proc = subprocess.Popen([str(kubelet), "30"])
-    try:
-        # Popen returns when the exec has begun; the kernel renames the process a moment later.
-        shared_wait_for("the kubelet running", lambda: host.running_kubelets(), timeout=5)
-        with pytest.raises(ClusterError, match=rf"a kubelet already runs on this machine: {proc.pid} \("):
-            NodeCluster("beside", tmp_path / "clusters").create()
-    finally:
-        proc.kill()
-        proc.wait()
+    proc, _ = fake_kubelet
+    with pytest.raises(ClusterError, match=rf"a kubelet already runs on this machine: {proc.pid} \("):
+        NodeCluster("beside", tmp_path / "clusters").create()
     assert not (tmp_path / "clusters" / "beside" / "state.json").exists()
