@@ -539,7 +539,8 @@ def measure_baseline(bench: Bench, system: System, blueprint: Path, target: Targ
         {
             o["metadata"]["namespace"]
             for o in objects
-            if o["kind"] == "StatefulSet" and o["spec"].get("volumeClaimTemplates")
+            # A StatefulSet scaled to 0 (the real-node blueprint's overrides) makes no PVC.
+            if o["kind"] == "StatefulSet" and o["spec"].get("volumeClaimTemplates") and o["spec"].get("replicas", 1)
         }
         | {o["metadata"]["namespace"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
     )

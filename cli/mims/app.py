@@ -22,6 +22,7 @@ from mims.commands import platform as platform_commands
 from mims.commands import render as render_commands
 from mims.commands import schema as schema_commands
 from mims.commands import toolchain as toolchain_commands
+from mims.commands import verify as verify_commands
 from mims.console import err
 from mims.errors import InvalidInput, MimsError
 
@@ -41,6 +42,7 @@ cost_commands.register(app)
 schema_commands.register(app)
 cluster_commands.register(app)
 toolchain_commands.register(app)
+verify_commands.register(app)
 doctor_commands.register(app)
 
 

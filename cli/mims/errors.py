@@ -97,3 +97,23 @@ class DeployError(MimsError):
     failing resources. Nothing after the failed stack ran; re-running converges."""
 
     exit_code = 7
+
+
+class VerificationFailed(MimsError):
+    """`mims verify` ran and at least one probe failed; the report names each failure."""
+
+    exit_code = 8
+
+
+class NotVerifiable(MimsError):
+    """There is nothing live to verify: a simulated cluster (no container runs there) or a blueprint
+    not deployed; the message says which and what to do instead."""
+
+    exit_code = 9
+
+    @classmethod
+    def simulated_cluster(cls) -> NotVerifiable:
+        return cls(
+            "the blueprint targets the simulated cluster: its pods are scheduled but no container runs, so "
+            "nothing answers a probe; verify on a real node (`cluster.target: node`) or cluster (`--context`)"
+        )

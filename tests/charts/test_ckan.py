@@ -60,10 +60,14 @@ def app(rendering) -> configparser.SectionProxy:
     return ini(rendering)["app:main"]
 
 
-def test_dcat_ap_3_is_the_rdf_profile(render):
+def test_dcat_ap_3_is_the_rdf_profile_completed_by_the_mims_catalogue_profile(render):
     main = app(render())
-    assert main["ckanext.dcat.rdf.profiles"] == "euro_dcat_ap_3"
+    assert main["ckanext.dcat.rdf.profiles"] == "euro_dcat_ap_3 mims_catalog"
     assert main["ckanext.dcat.enable_rdf_endpoints"] == "true"
+    assert main["ckan.site_description"] == "Open data published by Alderbrook"
+    assert main["ckanext.mims.catalog_language"] == "ENG"
+    assert main["ckanext.mims.publisher_uri"] == "https://data.data.alderbrook.example/#publisher"
+    assert main["ckanext.mims.publisher_name"] == "Alderbrook"
 
 
 def test_plugins_start_with_dcat_and_end_with_envvars(render):
@@ -231,9 +235,14 @@ def test_every_configmap_fits_the_kubernetes_limit(render):
             assert size < 1024 * 1024 * 0.9, obj["metadata"]["name"]
 
 
-def test_a_new_set_of_extensions_rolls_the_pod(render):
-    annotations = find(render(), "StatefulSet", "ckan", NS)["spec"]["template"]["metadata"]["annotations"]
-    assert re.fullmatch(r"[0-9a-f]{64}", annotations["mims.io/extensions"])
+def test_a_changed_configuration_rolls_the_pod(render):
+    def config_hash(rendering) -> str:
+        return find(rendering, "StatefulSet", "ckan", NS)["spec"]["template"]["metadata"]["annotations"][
+            "mims.io/config"
+        ]
+
+    assert re.fullmatch(r"[0-9a-f]{64}", config_hash(render()))
+    assert config_hash(render()) != config_hash(render(city={"display_name": "Alderbrook City"}))
 
 
 def test_ckan_runs_one_replica_in_every_profile(render):

@@ -10,7 +10,7 @@ import pytest
 
 from mims import paths
 from mims.blueprint import load_blueprint
-from mims.charts.images import image_list
+from mims.charts.images import VERIFY_PROBE_IMAGE, image_list
 from mims.charts.mirror import containers_of, mirrored, split_registry
 from mims.errors import ChartError
 from tests.conftest import find
@@ -55,7 +55,7 @@ def test_listing_holds_every_container_image_once_plus_declared_extras(rendered_
     listing = image_list(rendering)
     extras = {
         image.ref for chart in rendering.charts.values() for image in chart.meta.images.values() if image.started_by
-    }
+    } | {VERIFY_PROBE_IMAGE}
     assert [e.image for e in listing] == sorted(set(walked.values()) | extras)
     listed = {
         (u.component, u.kind, u.name, u.container, u.init): e.image for e in listing for u in e.uses if not u.started_by
@@ -164,3 +164,10 @@ def test_two_sources_with_one_mirrored_reference_are_refused(renderer, with_mirr
         r"would both be mirrored as",
     ):
         renderer.render(load_blueprint(path))
+
+
+def test_the_verify_probe_image_is_listed_and_mirrored(write_blueprint, renderer):
+    rendering = renderer.render(load_blueprint(write_blueprint({"images": {"mirror": MIRROR}})))
+    [probe] = [e for e in image_list(rendering) if e.image == VERIFY_PROBE_IMAGE]
+    assert probe.mirrored == f"{MIRROR}/library/busybox:1.35.0"
+    assert [u.as_dict() for u in probe.uses] == [{"component": "verify", "started_by": "mims verify (its probe Job)"}]

@@ -96,11 +96,12 @@ def test_mqtt_users_secret_has_a_password_per_user_and_the_password_file(render)
     fields = json.loads(secret["metadata"]["annotations"]["mims.io/generate"])
     assert fields == {
         "iot-agent": "random:32",
+        "mims-verify": "random:32",
         "air-quality-01": "random:32",
         "parking-01": "random:32",
-        "passwd": "mosquitto-passwd:iot-agent,air-quality-01,parking-01",
+        "passwd": "mosquitto-passwd:iot-agent,mims-verify,air-quality-01,parking-01",
     }
-    assert generators(secret)["passwd"].users == ("iot-agent", "air-quality-01", "parking-01")
+    assert generators(secret)["passwd"].users == ("iot-agent", "mims-verify", "air-quality-01", "parking-01")
     assert "data" not in secret and "stringData" not in secret
 
 
@@ -118,7 +119,7 @@ def test_each_pod_mounts_only_the_secret_keys_it_needs(render):
         assert all(v["defaultMode"] == 0o440 for v in volumes.values())
 
 
-@pytest.mark.parametrize("name", ["iot-agent", "passwd"])
+@pytest.mark.parametrize("name", ["iot-agent", "mims-verify", "passwd"])
 def test_device_user_may_not_take_a_reserved_key(render, name):
     with pytest.raises(InvalidInput, match=f"`{name}` is used by mims itself"):
         render({"components": {"ingestion": {"options": {"device_users": [name]}}}})

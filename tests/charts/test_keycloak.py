@@ -11,11 +11,11 @@ from mims.blueprint import load_blueprint
 from tests.conftest import env_of, find, pod_specs
 
 NS = "alderbrook-iam"
-CLIENTS = ("gateway", "broker", "catalogue", "grafana")
+CLIENTS = ("gateway", "broker", "catalogue", "grafana", "verify", "verify-no-roles")
 ONLY_IAM = {
     name: {"enabled": False} for name in ("broker", "ingestion", "catalogue", "ai_registry", "gateway", "monitoring")
 }
-PLACEHOLDER = re.compile(r"^\$\{(MIMS_OIDC_SECRET_[A-Z]+)\}$")
+PLACEHOLDER = re.compile(r"^\$\{(MIMS_OIDC_SECRET_[A-Z_]+)\}$")
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def clients_of(rendering) -> dict:
     return {c["clientId"]: c for c in realm_of(rendering)["clients"]}
 
 
-def test_realm_is_json_with_the_four_confidential_clients(render):
+def test_realm_is_json_with_confidential_clients_only(render):
     clients = clients_of(render())
     assert set(clients) == set(CLIENTS)
     for client in clients.values():
@@ -132,10 +132,39 @@ def test_redirect_uris_are_public_urls_under_the_domain(render):
 
 def test_every_client_puts_gateway_in_the_audience_except_grafana(render):
     clients = clients_of(render())
-    for client_id in ("gateway", "broker", "catalogue"):
+    for client_id in ("gateway", "broker", "catalogue", "verify", "verify-no-roles"):
         [mapper] = [m for m in clients[client_id]["protocolMappers"] if m["protocolMapper"] == "oidc-audience-mapper"]
         assert mapper["config"]["included.client.audience"] == "gateway"
         assert mapper["config"]["access.token.claim"] == "true"
+
+
+def test_each_api_has_a_write_role_in_the_groups_claim_held_by_its_own_client(render):
+    """The gateway asks oauth2-proxy for `allowed_groups=<component>-writer` (charts/nginx-oauth2-proxy):
+    a role reaches a token only through the client's scope mapping and the service account's roles."""
+    realm = realm_of(render())
+    writers = ["ai-registry-writer", "broker-writer", "catalogue-writer", "ingestion-writer"]
+    assert [r["name"] for r in realm["roles"]["realm"]] == writers
+    scopes = {m["client"]: m["roles"] for m in realm["scopeMappings"]}
+    accounts = {u["serviceAccountClientId"]: u["realmRoles"] for u in realm["users"]}
+    assert scopes == {
+        "broker": ["broker-writer"],
+        "catalogue": ["catalogue-writer"],
+        "verify": writers,
+        "gateway": writers,
+    }
+    assert accounts == {
+        "broker": ["broker-writer"],
+        "catalogue": ["catalogue-writer"],
+        "verify": writers,
+        "verify-no-roles": [],
+    }
+    for client_id, client in clients_of(render()).items():
+        mappers = [m for m in client["protocolMappers"] if m["protocolMapper"] == "oidc-usermodel-realm-role-mapper"]
+        if client_id == "grafana":
+            assert not mappers
+            continue
+        [mapper] = mappers
+        assert mapper["config"]["claim.name"] == "groups" and mapper["config"]["access.token.claim"] == "true"
 
 
 def test_server_runs_prebuilt_from_a_read_only_copy(render):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import re
 import secrets
 import shutil
 import subprocess
 import threading
+import urllib.parse
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -159,24 +161,30 @@ def test_every_write_protected_route_has_the_auth_request(render):
     by_host = servers(rendering)
     protected = [(c, e) for c, e in public_endpoints(rendering) if e.writes_need_token and not e.reads_need_token]
     assert {c for c, _ in protected} >= {"broker", "catalogue", "ai-registry"}
-    for _, ep in protected:
+    for component, ep in protected:
         location = locations(by_host[f"{ep.host}.{DOMAIN}"])[ep.path]
-        assert directive_args(location, "auth_request") == [["/_mims/auth"]], ep.name
+        assert directive_args(location, "auth_request") == [[f"/_mims/auth/{component}"]], ep.name
 
 
 def test_routes_with_reads_need_token_check_every_method(render):
     rendering = render()
     by_host = servers(rendering)
-    always = [e for _, e in public_endpoints(rendering) if e.reads_need_token]
-    assert {e.path for e in always} >= {"/iot/groups", "/iot/services", "/iot/devices"}
-    for ep in always:
+    always = [(c, e) for c, e in public_endpoints(rendering) if e.reads_need_token]
+    assert {e.path for _, e in always} >= {"/iot/groups", "/iot/services", "/iot/devices"}
+    for component, ep in always:
         server = by_host[f"{ep.host}.{DOMAIN}"]
-        assert directive_args(locations(server)[ep.path], "auth_request") == [["/_mims/auth-always"]], ep.name
-        auth = locations(server)["= /_mims/auth-always"]
+        check = f"/_mims/auth-always/{component}"
+        assert directive_args(locations(server)[ep.path], "auth_request") == [[check]], ep.name
+        auth = locations(server)[f"= {check}"]
         assert directive_args(auth, "internal") == [[]]
         assert not children(auth, "if"), "no shortcut for safe methods"
-        assert directive_args(auth, "proxy_pass") == [["http://$mims_oauth2_proxy/oauth2/auth"]]
-        assert directive_args(server, "error_page") == [["401", "=", "@mims_unauthorized"]]
+        assert directive_args(auth, "proxy_pass") == [
+            [f"http://$mims_oauth2_proxy/oauth2/auth?allowed_groups={component}-writer"]
+        ]
+        assert directive_args(server, "error_page") == [
+            ["401", "=", "@mims_unauthorized"],
+            ["403", "=", "@mims_forbidden"],
+        ]
 
 
 def test_provisioning_paths_go_to_the_agents_north_port_and_measures_to_the_south_port(render):
@@ -211,18 +219,20 @@ def test_auth_check_lets_safe_methods_through_and_asks_oauth2_proxy_for_the_rest
         body for _, args, body in children(http[2], "map") if args == ["$request_method", "$mims_safe_method"]
     ]
     assert {n[0]: n[1][0] for n in safe_map} == {"GET": "1", "HEAD": "1", "OPTIONS": "1", "default": "0"}
-    auth = locations(servers(rendering)[f"api.{DOMAIN}"])["= /_mims/auth"]
+    auth = locations(servers(rendering)[f"api.{DOMAIN}"])["= /_mims/auth/broker"]
     assert directive_args(auth, "internal") == [[]]
     [guard] = children(auth, "if")
     assert guard[1] == ["($mims_safe_method)"] and directive_args(guard[2], "return") == [["204"]]
     assert ["$mims_oauth2_proxy", f"oauth2-proxy.{NS}.svc.cluster.local:4180"] in directive_args(auth, "set")
-    assert directive_args(auth, "proxy_pass") == [["http://$mims_oauth2_proxy/oauth2/auth"]]
+    assert directive_args(auth, "proxy_pass") == [
+        ["http://$mims_oauth2_proxy/oauth2/auth?allowed_groups=broker-writer"]
+    ]
     assert directive_args(auth, "proxy_pass_request_body") == [["off"]]
 
 
 def test_refused_write_gets_401_with_a_bearer_challenge_for_the_city(render):
     api = servers(render())[f"api.{DOMAIN}"]
-    assert directive_args(api, "error_page") == [["401", "=", "@mims_unauthorized"]]
+    assert directive_args(api, "error_page") == [["401", "=", "@mims_unauthorized"], ["403", "=", "@mims_forbidden"]]
     unauthorized = locations(api)["@mims_unauthorized"]
     assert ["WWW-Authenticate", 'Bearer realm="alderbrook"', "always"] in directive_args(unauthorized, "add_header")
     assert directive_args(unauthorized, "return")[0][0] == "401"
@@ -702,19 +712,30 @@ class Backend(BaseHTTPRequestHandler):
 
 
 class FakeOauth2Proxy(BaseHTTPRequestHandler):
-    """/oauth2/auth: 202 for the one good token, 401 otherwise."""
+    """/oauth2/auth as oauth2-proxy answers it (AuthOnly and checkAllowedGroups in oauthproxy.go at
+    v7.15.3): 401 unless the token is one of TOKEN_GROUPS, 403 when `allowed_groups` names none of
+    its groups, else 202."""
 
     def do_GET(self):
-        if self.path == "/oauth2/auth" and self.headers.get("Authorization") == "Bearer good":
+        url = urllib.parse.urlsplit(self.path)
+        allowed = {g for v in urllib.parse.parse_qs(url.query).get("allowed_groups", []) for g in v.split(",")}
+        groups = TOKEN_GROUPS.get(self.headers.get("Authorization", ""))
+        if url.path != "/oauth2/auth" or groups is None:
+            self.send_response(401)
+        elif allowed and not allowed & groups:
+            self.send_response(403)
+        else:
             self.send_response(202)
             self.send_header("X-Auth-Request-User", "alice")
-        else:
-            self.send_response(401)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, *args):
         pass
+
+
+# Valid tokens and the realm roles in their `groups` claim.
+TOKEN_GROUPS = {"Bearer good": {"broker-writer", "ingestion-writer"}, "Bearer no-roles": set()}
 
 
 @contextmanager
@@ -771,6 +792,17 @@ def test_nginx_refuses_a_write_without_a_valid_token(gateway):
     assert gateway("GET", api, "/ngsi-ld/v1/entities", **{"X-Forwarded-User": "mallory"})[2] == b"GET user=None"
     assert gateway("POST", f"iot.{DOMAIN}", "/iot/json")[0] == 200
     assert gateway("GET", "elsewhere.example", "/")[0] == 404
+
+
+@pytest.mark.scanners
+def test_nginx_refuses_a_valid_token_without_the_write_role_of_the_api(gateway):
+    """`good` holds broker-writer only: the broker takes its writes, the catalogue answers 403."""
+    status, headers, body = gateway("POST", f"api.{DOMAIN}", "/ngsi-ld/v1/entities", Authorization="Bearer no-roles")
+    assert status == 403 and json.loads(body)["error"] == "forbidden"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert gateway("POST", f"data.{DOMAIN}", "/api/3/action/package_create", Authorization="Bearer good")[0] == 403
+    assert gateway("POST", f"api.{DOMAIN}", "/ngsi-ld/v1/entities", Authorization="Bearer good")[0] == 200
+    assert gateway("GET", f"data.{DOMAIN}", "/api/3/action/package_list", Authorization="Bearer no-roles")[0] == 200
 
 
 @pytest.mark.scanners

@@ -1,23 +1,24 @@
 """The platform on a real node: `mims up` of a blueprint with every component whose software can run
 here (iam, gateway, data models, AI register, the catalogue, Prometheus, Scorpio's PostGIS, Mosquitto; see
 docs/cluster.md for what never runs), with images built by tests/images and loaded into the node.
-Every pod runs and turns Ready by its own probes, as its declared user, with a read-only root where declared; Keycloak imports the city's realm and
-issues a client-credentials token; the gateway refuses a write without one (401) and passes one with
-it through to CKAN, which publishes the dataset as DCAT-AP; the gateway serves the @context documents and the register with
-their content types; Prometheus scrapes every target `up`; a device user publishes over MQTT with
-its password and only to its own topics; a pod of a foreign namespace reaches no database, a
-declared flow works and an undeclared one does not; PostgreSQL rows survive their pod's deletion
-and a second `mims up`."""
+Every pod runs and turns Ready by its own probes, as its declared user, with a read-only root where
+declared; `mims verify` passes every probe of the components that run (docs/mims.md) and fails, naming
+the probe, when the platform is broken on purpose (a write route without its token check, a deleted
+NetworkPolicy, a missing @context file, a corrupted register, a catalogue without the DCAT-AP 3
+profile, a metrics endpoint Prometheus cannot discover); a device user publishes over MQTT with
+its password and only to its own topics; a declared flow works and an undeclared one does not;
+PostgreSQL rows survive their pod's deletion and a second `mims up --verify`, which changes nothing and verifies."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import socket
 import time
-import urllib.parse
-import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from kubernetes import client
@@ -79,24 +80,6 @@ def core(platform) -> client.CoreV1Api:
     return client.CoreV1Api(platform[0].api())
 
 
-@pytest.fixture(scope="module")
-def address(platform) -> str:
-    """Where the gateway's LoadBalancer Service answers: the node's own address."""
-    return platform[0].cluster.node_ip()
-
-
-def gateway(address: str, host: str, path: str, data: bytes | None = None, headers: dict | None = None):
-    """A request to the gateway, as a browser sends it to the city's host names."""
-    request = urllib.request.Request(
-        f"http://{address}{path}", data=data, headers={"Host": f"{host}.{DOMAIN}", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 def test_every_pod_runs_ready_without_restarts(core):
     pods = core.list_pod_for_all_namespaces().items
     ours = [p for p in pods if p.metadata.namespace.startswith(f"{CITY}-")]
@@ -110,6 +93,13 @@ def test_every_pod_runs_ready_without_restarts(core):
             ready = {c.type: c.status for c in pod.status.conditions}.get("Ready")
             assert ready == "True", pod.metadata.name
             assert all(s.restart_count == 0 for s in pod.status.container_statuses), pod.metadata.name
+
+
+def test_status_reports_every_workload_ready_and_the_suspended_job_as_such(platform):
+    status = platform[0].ok("status", BLUEPRINT, "--json").json()
+    assert status["ready"] is True, [w for w in status["workloads"] if not w["ok"]]
+    [job] = [w for w in status["workloads"] if w["kind"] == "Job"]
+    assert job["ready"] == "suspended"
 
 
 def test_containers_run_as_their_declared_users_with_read_only_roots(core, platform):
@@ -154,93 +144,6 @@ def _container_pid(container_id: str) -> int:
             if pids:
                 return int(pids[0])
     raise AssertionError(f"no process for container {container_id}")
-
-
-def realm_token(core, address: str, client_id: str) -> dict:
-    """A client-credentials token of the realm's client, asked for through the gateway."""
-    secrets = core.read_namespaced_secret("oidc-clients", f"{CITY}-iam").data
-    form = urllib.parse.urlencode(
-        {
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": base64.b64decode(secrets[client_id]).decode(),
-        }
-    ).encode()
-    code, _, body = gateway(
-        address,
-        "auth",
-        f"/realms/{REALM}/protocol/openid-connect/token",
-        form,
-        {"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert code == 200, body
-    return json.loads(body)
-
-
-def test_keycloak_imported_the_realm_and_issues_a_client_credentials_token(core, address):
-    token = realm_token(core, address, "broker")
-    assert token["token_type"].lower() == "bearer" and token["access_token"].count(".") == 2
-
-
-def test_the_gateway_refuses_a_write_without_a_token_and_passes_one_with_it_to_ckan(core, address):
-    """docs/components/catalogue.md, "Publishing": the realm token for the gateway in Authorization,
-    CKAN's own API token in X-CKAN-API-Key."""
-    ns = f"{CITY}-catalogue"
-    ckan_token = run_in(
-        core, "ckan-0", ns, "sh /etc/ckan/ckan-cli.sh user token add admin real-node | tail -n 1", "ckan"
-    )
-    ckan_token = ckan_token.strip().split()[-1]
-    headers = {"Content-Type": "application/json", "X-CKAN-API-Key": ckan_token}
-    organization = json.dumps({"name": "nodeville", "title": "Nodeville"}).encode()
-
-    code, _, body = gateway(address, "data", "/api/3/action/organization_create", organization, headers)
-    assert code == 401 and b'"help"' not in body  # the gateway's answer: CKAN never saw it
-
-    bearer = {"Authorization": f"Bearer {realm_token(core, address, 'catalogue')['access_token']}"}
-    code, _, body = gateway(address, "data", "/api/3/action/organization_create", organization, headers | bearer)
-    assert code == 200 and json.loads(body)["success"], body
-    dataset = json.dumps(
-        {"name": "air-quality", "title": "Air quality", "owner_org": "nodeville", "notes": "Hourly NO2"}
-    ).encode()
-    code, _, body = gateway(address, "data", "/api/3/action/package_create", dataset, headers | bearer)
-    assert code == 200 and json.loads(body)["success"], body
-
-    # Read back without any token: CKAN's search (Solr) and the DCAT-AP serialisation of ckanext-dcat.
-    code, _, body = gateway(address, "data", "/api/3/action/package_search?q=name:air-quality")
-    assert code == 200 and json.loads(body)["result"]["count"] == 1, body
-    code, headers, body = gateway(address, "data", "/dataset/air-quality.ttl")
-    assert code == 200 and headers["Content-Type"].startswith("text/turtle"), (code, body[:300])
-    assert b"dcat:Dataset" in body and b"Air quality" in body
-
-
-def test_the_gateway_serves_contexts_and_the_register_with_their_content_types(address):
-    code, headers, body = gateway(address, "api", "/context/ats.jsonld")
-    assert code == 200 and headers["Content-Type"] == "application/ld+json" and json.loads(body)["@context"]
-    code, headers, body = gateway(address, "algorithms", "/")
-    assert code == 200 and headers["Content-Type"].startswith("text/html") and b"<html" in body
-    code, headers, body = gateway(address, "algorithms", "/api/register.json")
-    assert code == 200 and headers["Content-Type"].startswith("application/json")
-    assert len(json.loads(body)["algorithms"]) == 2
-
-
-def test_prometheus_reports_every_scrape_target_up(core):
-    """Asked through the API server's service proxy: Prometheus is not public."""
-
-    def targets() -> list[dict]:
-        raw = core.connect_get_namespaced_service_proxy_with_path(
-            "prometheus:9090", f"{CITY}-monitoring", "api/v1/targets", _preload_content=False
-        ).data
-        return json.loads(raw)["data"]["activeTargets"]
-
-    # Every target scraped at least once (30 s interval), then all of them up.
-    wait_for("every target scraped", lambda: all(t["health"] != "unknown" for t in targets()), timeout=90)
-    found = {(t["labels"]["component"], t["labels"]["workload"]): t["health"] for t in targets()}
-    assert set(found) == {
-        ("iam", "keycloak"),
-        ("gateway", "oauth2-proxy"),
-        ("monitoring", "prometheus"),
-    }, found
-    assert set(found.values()) == {"up"}, [t for t in targets() if t["health"] != "up"]
 
 
 def test_a_device_user_publishes_with_its_password_and_only_as_its_device(core):
@@ -312,13 +215,6 @@ def connects(core, pod: str, namespace: str, host: str, port: int) -> bool:
     return "CONNECTED" in answer
 
 
-def test_a_pod_in_a_foreign_namespace_reaches_no_database(core, platform):
-    core.create_namespace({"metadata": {"name": "intruder"}})
-    probe = start_probe(core, "intruder")
-    for database in (f"keycloak-db.{CITY}-iam", f"broker-db.{CITY}-broker"):
-        assert not connects(core, probe, "intruder", f"{database}.svc", 5432), database
-
-
 def test_a_declared_flow_works_and_an_undeclared_one_does_not(core, platform):
     """A pod that NetworkPolicy takes for Keycloak: Keycloak's database (a declared flow) answers,
     the broker's database (no flow) does not."""
@@ -329,6 +225,212 @@ def test_a_declared_flow_works_and_an_undeclared_one_does_not(core, platform):
         assert not connects(core, probe, ns, f"broker-db.{CITY}-broker.svc", 5432)
     finally:
         core.delete_namespaced_pod(probe, ns, grace_period_seconds=0)
+
+
+# What `mims verify` proves here (the components that run): every probe of MIM2, MIM3, MIM5, MIM6 and
+# operations. MIM1's are skipped (neither Scorpio nor the IoT Agent has a pod here), as is TLS
+# (tls.mode none).
+PASSING = {
+    "@context ats.jsonld served as application/ld+json",
+    "CKAN API answers",
+    "DCAT catalogue /catalog.ttl parses (text/turtle)",
+    "DCAT catalogue /catalog.jsonld parses (application/ld+json)",
+    "DCAT catalogue conforms to DCAT-AP 3.0.0 (SHACL)",
+    "a dataset published with a token appears in the DCAT catalogue",
+    "register JSON has every entry, each valid ATS 0.3.1",
+    "register page lists every entry",
+    *(
+        f"{endpoint}: {what} {how}"
+        for endpoint, what in (
+            ("broker/ngsi-ld", "a write"),
+            ("catalogue/ckan", "a write"),
+            ("ai-registry/register", "a write"),
+            ("ingestion/iot-groups", "any request"),
+            ("ingestion/iot-services", "any request"),
+            ("ingestion/iot-devices", "any request"),
+        )
+        for how in ("without a token gets 401", "with another client's token gets 403")
+    ),
+    "undeclared hosts, paths and hidden paths answer 404",
+    "admin consoles answer only where the blueprint declares them",
+    "a foreign namespace reaches no database",
+    "every metrics endpoint is scraped and up",
+    "alert rules are loaded",
+}
+
+
+def verify(mims, *only: str, junit: Path | None = None):
+    options = [a for mim in only for a in ("--only", mim)] + (["--junit", str(junit)] if junit else [])
+    run = mims.run("verify", BLUEPRINT, "--json", *options)
+    assert run.code in (0, 8) and run.out, run.describe()
+    results = {r["probe"]: r for m in run.json()["mims"] for r in m["results"]}
+    return run, results
+
+
+def test_verify_passes_every_probe_of_the_components_that_run_here(platform, tmp_path):
+    run, results = verify(platform[0], junit=tmp_path / "verify.xml")
+    assert run.code == 0, run.describe()
+    assert {name for name, r in results.items() if r["status"] == "pass"} == PASSING
+    skipped = {r["message"] for r in results.values() if r["status"] == "skip"}
+    assert skipped == {
+        "the blueprint runs no pod of broker/scorpio (replicas: 0)",
+        "the blueprint runs no pod of ingestion/iot-agent (replicas: 0)",
+        "tls.mode none: the blueprint asks for plain HTTP (local trials only)",
+    }
+    suites = ElementTree.parse(tmp_path / "verify.xml").getroot()
+    assert suites.get("tests") == str(len(results)) and suites.get("failures") == "0"
+
+
+@contextmanager
+def broken(core: client.CoreV1Api, namespace: str, configmap: str, change, workload: str):
+    """The platform broken on purpose: `change` edits the data of a ConfigMap and the workload's pods are
+    replaced so they read it; afterwards the ConfigMap is put back and the pods replaced again."""
+    saved = core.read_namespaced_config_map(configmap, namespace)
+    original = dict(saved.data)
+    saved.data = change(dict(original))
+    core.replace_namespaced_config_map(configmap, namespace, saved)
+    replace_pods(core, namespace, workload)
+    try:
+        yield
+    finally:
+        current = core.read_namespaced_config_map(configmap, namespace)
+        current.data = original
+        core.replace_namespaced_config_map(configmap, namespace, current)
+        replace_pods(core, namespace, workload)
+
+
+def replace_pods(core: client.CoreV1Api, namespace: str, workload: str) -> None:
+    selector = f"app.kubernetes.io/name={workload}"
+    old = {p.metadata.uid for p in core.list_namespaced_pod(namespace, label_selector=selector).items}
+    core.delete_collection_namespaced_pod(namespace, label_selector=selector, grace_period_seconds=0)
+
+    def new_pods_ready() -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        return bool(pods) and all(
+            p.metadata.uid not in old and {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"
+            for p in pods
+        )
+
+    wait_for(f"{namespace}/{workload} replaced and Ready", new_pods_ready, timeout=180)
+    wait_for(f"{namespace}/{workload}'s Service answering", lambda: service_answers(core, namespace, workload))
+
+
+def service_answers(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    """The Service named after the workload (if any) connects from the host: kube-proxy has the new
+    pods (until then a Service without endpoints refuses connections)."""
+    try:
+        service = core.read_namespaced_service(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    with socket.create_connection((service.spec.cluster_ip, service.spec.ports[0].port), timeout=3):
+        return True
+
+
+def failed(results: dict) -> dict[str, str]:
+    return {name: r["message"] for name, r in results.items() if r["status"] == "fail"}
+
+
+def test_verify_catches_a_write_route_that_lost_its_token_check(core, platform):
+    def drop_check(data: dict) -> dict:
+        assert "auth_request /_mims/auth/catalogue;" in data["nginx.conf"]
+        return data | {"nginx.conf": data["nginx.conf"].replace("auth_request /_mims/auth/catalogue;", "")}
+
+    with broken(core, f"{CITY}-gateway", "gateway-config", drop_check, "gateway"):
+        run, results = verify(platform[0], "MIM6")
+    assert run.code == 8, run.describe()
+    problems = failed(results)
+    assert set(problems) == {
+        "catalogue/ckan: a write without a token gets 401",
+        "catalogue/ckan: a write with another client's token gets 403",
+    }, problems
+    assert "(expected 401)" in problems["catalogue/ckan: a write without a token gets 401"]
+
+
+def test_verify_catches_a_deleted_network_policy(core, platform):
+    """Without the iam namespace's policies (its default deny among them) Keycloak's database is open."""
+    networking = client.NetworkingV1Api(platform[0].api())
+    namespace = f"{CITY}-iam"
+    policies = networking.list_namespaced_network_policy(namespace).items
+    assert policies
+    for policy in policies:
+        networking.delete_namespaced_network_policy(policy.metadata.name, namespace)
+    try:
+        run, results = verify(platform[0], "MIM6")
+    finally:
+        for policy in policies:
+            policy.metadata = client.V1ObjectMeta(
+                name=policy.metadata.name, namespace=namespace, labels=policy.metadata.labels
+            )
+            networking.create_namespaced_network_policy(namespace, policy)
+    assert run.code == 8, run.describe()
+    problems = failed(results)
+    assert list(problems) == ["a foreign namespace reaches no database"], problems
+    assert f"{namespace}/keycloak-db:5432" in problems["a foreign namespace reaches no database"]
+
+
+def test_verify_catches_a_missing_context_file(core, platform):
+    def remove(data: dict) -> dict:
+        del data["ats.jsonld"]
+        return data
+
+    with broken(core, f"{CITY}-data-models", "jsonld-contexts", remove, "context-server"):
+        run, results = verify(platform[0], "MIM2")
+    assert run.code == 8, run.describe()
+    assert "HTTP 404" in failed(results)["@context ats.jsonld served as application/ld+json"]
+
+
+def test_verify_catches_a_corrupted_register(core, platform):
+    with broken(
+        core, f"{CITY}-ai-registry", "register-api", lambda d: d | {"register.json": '{"algorithms": ['}, "register"
+    ):
+        run, results = verify(platform[0], "MIM5")
+    assert run.code == 8, run.describe()
+    assert "not a register document" in failed(results)["register JSON has every entry, each valid ATS 0.3.1"]
+
+
+def test_verify_catches_a_catalogue_that_is_not_dcat_ap_3(core, platform):
+    """Without the mims profile ckanext-dcat's catalogue node lacks a publisher (docs/components/catalogue.md)."""
+
+    def drop_profile(data: dict) -> dict:
+        line = "ckanext.dcat.rdf.profiles = euro_dcat_ap_3 mims_catalog"
+        assert line in data["ckan.ini"]
+        return data | {"ckan.ini": data["ckan.ini"].replace(line, "ckanext.dcat.rdf.profiles = euro_dcat_ap_3")}
+
+    with broken(core, f"{CITY}-catalogue", "ckan-config", drop_profile, "ckan"):
+        run, results = verify(platform[0], "MIM3")
+    assert run.code == 8, run.describe()
+    problems = failed(results)
+    assert list(problems) == ["DCAT catalogue conforms to DCAT-AP 3.0.0 (SHACL)"], problems
+    assert "publisher" in problems["DCAT catalogue conforms to DCAT-AP 3.0.0 (SHACL)"]
+
+
+def test_verify_catches_a_metrics_endpoint_prometheus_cannot_find(core, platform):
+    """The headless Service Prometheus discovers oauth2-proxy's pods by (dns_sd_configs) deleted."""
+    namespace = f"{CITY}-gateway"
+    saved = core.read_namespaced_service("oauth2-proxy-metrics", namespace)
+    core.delete_namespaced_service("oauth2-proxy-metrics", namespace)
+
+    def scraped_workloads() -> set[str]:
+        raw = core.connect_get_namespaced_service_proxy_with_path(
+            "prometheus:9090", f"{CITY}-monitoring", "api/v1/targets", _preload_content=False
+        ).data
+        return {t["labels"].get("workload") for t in json.loads(raw)["data"]["activeTargets"]}
+
+    try:
+        # The break takes effect at Prometheus's next DNS refresh (30 s).
+        wait_for("oauth2-proxy gone from Prometheus's targets", lambda: "oauth2-proxy" not in scraped_workloads())
+        run, results = verify(platform[0], "ops")
+    finally:
+        saved.metadata = client.V1ObjectMeta(
+            name="oauth2-proxy-metrics", namespace=namespace, labels=saved.metadata.labels
+        )
+        saved.spec.cluster_ips = None  # headless: clusterIP stays "None"
+        core.create_namespaced_service(namespace, saved)
+    assert run.code == 8, run.describe()
+    problems = failed(results)
+    assert "gateway/oauth2-proxy" in problems["every metrics endpoint is scraped and up"], problems
 
 
 def test_database_rows_survive_the_pod_and_a_second_up(core, platform):
@@ -350,6 +452,7 @@ def test_database_rows_survive_the_pod_and_a_second_up(core, platform):
         timeout=180,
     )
     assert psql("SELECT v FROM kept").strip() == "row-1"
-    again = mims.ok("up", BLUEPRINT, "--yes", "--json").json()
+    again = mims.ok("up", BLUEPRINT, "--yes", "--json", "--verify").json()
+    assert again["verify"]["ok"] is True
     assert all(s["create"] == s["update"] == s["replace"] == s["delete"] == 0 for s in again["stacks"])
     assert psql("SELECT v FROM kept").strip() == "row-1"

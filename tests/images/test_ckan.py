@@ -190,8 +190,9 @@ def test_the_init_container_installs_ckanext_dcat_as_the_pod_user(containerd: Co
     """From the chart's wheels into the user site, offline and hash-checked; a second run (a
     restarted pod keeps the emptyDir) finds it installed."""
     output = pod.install_extensions(containerd, image("ckan-base"))
-    assert "ckanext-dcat importable" in output
-    assert (pod.extensions / "lib/python3.11/site-packages/ckanext/dcat/plugins/__init__.py").is_file()
+    assert "ckanext-dcat and the mims profile importable" in output
+    site = pod.extensions / "lib/python3.11/site-packages"
+    assert (site / "ckanext/dcat/plugins/__init__.py").is_file() and (site / "mims_dcat.py").is_file()
     assert "ckanext-dcat 2.4.4 is already installed" in pod.install_extensions(containerd, image("ckan-base"))
 
 

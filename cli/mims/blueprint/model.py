@@ -210,7 +210,7 @@ class DataModelsOptions(Strict):
     )
 
 
-RESERVED_MQTT_USERS = ("iot-agent", "passwd")
+RESERVED_MQTT_USERS = ("iot-agent", "mims-verify", "passwd")
 
 
 class IngestionOptions(Strict):
@@ -219,8 +219,8 @@ class IngestionOptions(Strict):
         max_length=200,
         description="MQTT user names, one per device: the user name is the device's id, and the "
         "broker lets it publish and read only that device's topics (docs/components/"
-        "ingestion.md). Passwords are generated at deploy time. `iot-agent` and `passwd` "
-        "are taken.",
+        "ingestion.md). Passwords are generated at deploy time. `iot-agent`, `mims-verify` "
+        "and `passwd` are taken.",
     )
 
     @field_validator("device_users")

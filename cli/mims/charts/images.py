@@ -9,6 +9,15 @@ from mims.charts.footprint import COMPONENT_LABEL
 from mims.charts.mirror import containers_of
 from mims.charts.render import Rendering
 
+# `mims verify`'s probe Job (mims.verify.incluster) needs a shell with `nc`; listed so an air-gapped
+# city mirrors it too.
+VERIFY_PROBE_IMAGE = "docker.io/library/busybox:1.35.0"
+
+
+def pulled_name(rendering: Rendering, ref: str) -> str:
+    """`ref` as the cluster pulls it: renamed into the blueprint's mirror when it has one."""
+    return rendering.mirror.rename(ref) if rendering.mirror else ref
+
 
 @dataclass(frozen=True)
 class Use:
@@ -62,7 +71,7 @@ class ImageUse:
 def image_list(rendering: Rendering) -> list[ImageUse]:
     """Every image the rendering pulls, once each, sorted by source reference: the containers of
     every rendered object, plus the images a chart declares with `started_by` (pulled by software
-    the chart runs, e.g. cert-manager's ACME solver). Chart images of enabled components that
+    the chart runs, e.g. cert-manager's ACME solver), and `mims verify`'s probe image. Chart images of enabled components that
     neither appear in a container nor have `started_by` are not pulled, so not listed."""
     mirror = rendering.mirror
     found: dict[str, ImageUse] = {}
@@ -90,6 +99,6 @@ def image_list(rendering: Rendering) -> list[ImageUse]:
     for component, chart in rendering.charts.items():
         for image in chart.meta.images.values():
             if image.started_by:
-                ref = mirror.rename(image.ref) if mirror else image.ref
-                add(ref, Use(component, started_by=image.started_by))
+                add(pulled_name(rendering, image.ref), Use(component, started_by=image.started_by))
+    add(pulled_name(rendering, VERIFY_PROBE_IMAGE), Use("verify", started_by="mims verify (its probe Job)"))
     return [found[source] for source in sorted(found)]

@@ -239,6 +239,11 @@ class ChartMeta(Strict):
     endpoints: list[Endpoint] = Field(default_factory=list)
     metrics: list[MetricsTarget] = Field(default_factory=list)
     network: Network = Network()
+    provides: list[Literal["ngsi-ld-temporal"]] = Field(
+        default_factory=list,
+        description="optional capabilities of the software that `mims verify` probes: "
+        "`ngsi-ld-temporal`, the NGSI-LD temporal API (`/ngsi-ld/v1/temporal/`)",
+    )
     optional_workloads: dict[Name, Name] = Field(
         default_factory=dict,
         description="workloads a component option can leave out: {workload: the option}, a boolean "

@@ -11,6 +11,7 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from mims.commands.options import AllowOverBudget, Blueprint, Context, Kubeconfig, Quiet, Yes, json_flag, markdown_flag
+from mims.commands.verify import fail_on, report_tables, run_verification
 from mims.console import Format, err, interactive, new_table, output_format, show
 from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
 from mims.errors import UsageError
@@ -73,19 +74,23 @@ def up(
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     allow_over_budget: AllowOverBudget = False,
+    verify: bool = typer.Option(
+        False, "--verify", help="Then run `mims verify`: exit 8 when a probe fails (the deployment stays)."
+    ),
     quiet: Quiet = False,
 ) -> None:
     """Deploy the platform: every stack in dependency order, independent stacks in parallel. Creates
     the simulated cluster when the blueprint targets one and it is not running."""
     fmt = output_format(as_json)
     _need_confirmation_source(yes)
+    progress = progress_lines(quiet)
     deployment = _open_deployment(
         blueprint,
         kubeconfig=kubeconfig,
         context=context,
         allow_over_budget=allow_over_budget,
         create_cluster=True,
-        progress=progress_lines(quiet),
+        progress=progress,
     )
     if not yes:
         outcomes = deployment.engine.plan()
@@ -95,11 +100,22 @@ def up(
         elif not typer.confirm("Deploy these changes?", default=False, err=True):
             raise typer.Abort()
     outcomes = deployment.engine.up()
+    report = run_verification(deployment, progress) if verify else None
     show(
         fmt,
-        data=lambda: _plan_json(deployment, outcomes) | {"endpoints": _endpoints(deployment)},
-        table=lambda: [_changestable(outcomes, "Changes"), _endpointstable(deployment)],
+        data=lambda: (
+            _plan_json(deployment, outcomes)
+            | {"endpoints": _endpoints(deployment)}
+            | ({"verify": report.as_dict()} if report else {})
+        ),
+        table=lambda: [
+            _changestable(outcomes, "Changes"),
+            _endpointstable(deployment),
+            *(report_tables(report) if report else []),
+        ],
     )
+    if report:
+        fail_on(report)
 
 
 def status(

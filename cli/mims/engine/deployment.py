@@ -16,14 +16,20 @@ from mims.engine.orchestrator import Engine
 from mims.engine.program import Target
 from mims.engine.progress import Reporter
 from mims.engine.readiness import WorkloadState, workload_states
-from mims.errors import ClusterError
+from mims.errors import ClusterError, NotVerifiable
 from mims.progress import Progress
 
 
 @dataclass
-class Deployment:
+class Placement:
+    """A rendered blueprint and the cluster it is (or goes) on: what `mims verify` needs; no engine."""
+
     rendering: Rendering
     cluster: ClusterConnection
+
+
+@dataclass
+class Deployment(Placement):
     engine: Engine
 
     def workloads(self) -> list[WorkloadState]:
@@ -42,10 +48,39 @@ def open_deployment(
     """`allow_over_budget=None` skips the budget guard (status, destroy); `create_cluster` starts the
     simulated cluster when the blueprint targets one that is not running (up). Progress goes to stderr
     unless `progress` says otherwise."""
+    reporter = Reporter(progress)
+    placement = place(
+        blueprint,
+        kubeconfig=kubeconfig,
+        context=context,
+        allow_over_budget=allow_over_budget,
+        create_cluster=create_cluster,
+        reporter=reporter,
+    )
+    engine = Engine(
+        placement.rendering, Target(placement.cluster.kubeconfig, placement.cluster.context), reporter=reporter
+    )
+    return Deployment(placement.rendering, placement.cluster, engine)
+
+
+def place(
+    blueprint: Path,
+    *,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    allow_over_budget: bool | None = None,
+    create_cluster: bool = False,
+    reporter: Reporter | None = None,
+    live_only: bool = False,
+) -> Placement:
+    """The blueprint rendered and its cluster resolved (and checked for size), without Pulumi.
+    `live_only` (verify: it needs running containers) refuses the simulated cluster before looking for it."""
+    reporter = reporter or Reporter()
     rendering = Renderer().render(load_blueprint(blueprint))
     if allow_over_budget is not None:
         check_cap(estimate(rendering), allow_over_budget)
-    reporter = Reporter(progress)
+    if live_only and rendering.loaded.blueprint.cluster.target == "sim" and kubeconfig is None and context is None:
+        raise NotVerifiable.simulated_cluster()
     node = sim_node_for(rendering)
     cluster = resolve(
         rendering.loaded.blueprint.cluster,
@@ -65,8 +100,7 @@ def open_deployment(
         total = rendering.total()
         _check_local_size(NodeCluster(cluster.name), (f"{total.cpu_request_m}m", str(total.memory_request)))
         reporter.say(f"cluster: real-node cluster `{cluster.name}` (kubeconfig {cluster.kubeconfig})")
-    engine = Engine(rendering, Target(cluster.kubeconfig, cluster.context), reporter=reporter)
-    return Deployment(rendering, cluster, engine)
+    return Placement(rendering, cluster)
 
 
 # Node sizes of simulated clusters: the minimal-50k node first, so its scheduler enforces that

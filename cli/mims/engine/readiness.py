@@ -13,7 +13,7 @@ class WorkloadState:
     namespace: str
     kind: str
     name: str
-    ready: str  # "ready/desired" for workloads, the phase for claims, "complete"/"running" for Jobs
+    ready: str  # "ready/desired" for workloads, the phase for claims, "complete"/"running"/"suspended" for Jobs
     ok: bool
 
 
@@ -38,9 +38,12 @@ def workload_states(api: client.ApiClient, objects: list[dict]) -> list[Workload
                 )
                 states.extend(_claims(core, namespace, name, obj))
             elif kind == "Job":
-                job = batch.read_namespaced_job_status(name, namespace).status
-                complete = bool(job and job.succeeded)
-                states.append(WorkloadState(namespace, kind, name, "complete" if complete else "running", complete))
+                job = batch.read_namespaced_job_status(name, namespace)
+                complete = bool(job.status and job.status.succeeded)
+                if not complete and job.spec and job.spec.suspend:  # paused on purpose (an override)
+                    states.append(WorkloadState(namespace, kind, name, "suspended", True))
+                else:
+                    states.append(WorkloadState(namespace, kind, name, "complete" if complete else "running", complete))
         except ApiException as exc:
             if exc.status != 404:
                 raise
