@@ -7,13 +7,15 @@ import sys
 
 import typer
 
-try:  # typer up to 0.2x used the click package; later releases vendor it
-    from click import ClickException
-except ImportError:
+try:  # later typer releases vendor click; up to 0.2x it used the click package. Vendored first:
+    # with both installed (another package may need click), typer raises its own.
     from typer._click import ClickException
+except ImportError:
+    from click import ClickException  # type: ignore[assignment]
 
 from mims import __version__
 from mims.commands import blueprint as blueprint_commands
+from mims.commands import ci as ci_commands
 from mims.commands import cluster as cluster_commands
 from mims.commands import cost as cost_commands
 from mims.commands import doctor as doctor_commands
@@ -43,6 +45,7 @@ schema_commands.register(app)
 cluster_commands.register(app)
 toolchain_commands.register(app)
 verify_commands.register(app)
+ci_commands.register(app)
 doctor_commands.register(app)
 
 

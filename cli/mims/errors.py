@@ -117,3 +117,10 @@ class NotVerifiable(MimsError):
             "the blueprint targets the simulated cluster: its pods are scheduled but no container runs, so "
             "nothing answers a probe; verify on a real node (`cluster.target: node`) or cluster (`--context`)"
         )
+
+
+class Drifted(MimsError):
+    """`mims status --drift` found the cluster different from the blueprint: objects changed or
+    deleted by hand, or changes of the blueprint not deployed yet; the report lists them."""
+
+    exit_code = 10

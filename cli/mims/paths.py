@@ -32,6 +32,13 @@ def blueprints_dir() -> Path:
     return data_root() / "blueprints"
 
 
+def pipelines_dir() -> Path:
+    """The CI pipeline templates `mims ci init` writes from; the installed ones when a MIMS_DATA_DIR
+    folder has none."""
+    chosen = data_root() / "pipelines"
+    return chosen if chosen.is_dir() else _installed_root() / "pipelines"
+
+
 def prices_dir() -> Path:
     """Price sheets, one YAML file per hosting option (`mims cost`); the installed ones when a
     MIMS_DATA_DIR folder has none."""

@@ -14,7 +14,7 @@ from mims.commands.options import AllowOverBudget, Blueprint, Context, Kubeconfi
 from mims.commands.verify import fail_on, report_tables, run_verification
 from mims.console import Format, err, interactive, new_table, output_format, show
 from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
-from mims.errors import UsageError
+from mims.errors import Drifted, UsageError
 from mims.progress import SILENT, progress_lines
 
 if TYPE_CHECKING:
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 Json = Annotated[bool, json_flag("the result")]
 Markdown = Annotated[bool, markdown_flag("the summary (a pull-request comment)")]
+Refresh = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        help="Compare every object with the cluster first and show what was changed or deleted by hand "
+        "(slower: every stack runs).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,12 +46,14 @@ def plan(
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would."
     ),
+    refresh: Refresh = False,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     allow_over_budget: AllowOverBudget = False,
     quiet: Quiet = False,
 ) -> None:
-    """Preview every stack: what `mims up` would create, update, replace and delete."""
+    """Preview every stack: what `mims up` would create, update, replace and delete (and put back:
+    objects deleted by hand, or with --refresh also changed by hand)."""
     fmt = output_format(as_json, as_markdown)
     deployment = _open_deployment(
         blueprint,
@@ -52,7 +62,7 @@ def plan(
         allow_over_budget=allow_over_budget,
         progress=progress_lines(quiet or fmt is not Format.TABLE),
     )
-    outcomes = deployment.engine.plan()
+    outcomes = deployment.engine.plan(refresh=refresh)
     changed = sum(o.changed for o in outcomes)
     show(
         fmt,
@@ -60,6 +70,7 @@ def plan(
         markdown=lambda: _plan_markdown(deployment, outcomes),
         table=lambda: [
             _changestable(outcomes, "Plan"),
+            *_drifttable(outcomes),
             f"{changed} change{'s' if changed != 1 else ''}" if changed else "no changes",
         ],
     )
@@ -77,6 +88,7 @@ def up(
     verify: bool = typer.Option(
         False, "--verify", help="Then run `mims verify`: exit 8 when a probe fails (the deployment stays)."
     ),
+    refresh: Refresh = False,
     quiet: Quiet = False,
 ) -> None:
     """Deploy the platform: every stack in dependency order, independent stacks in parallel. Creates
@@ -93,13 +105,15 @@ def up(
         progress=progress,
     )
     if not yes:
-        outcomes = deployment.engine.plan()
+        outcomes = deployment.engine.plan(refresh=refresh)
         err.print(_changestable(outcomes, "Plan"))
+        for table in _drifttable(outcomes):
+            err.print(table)
         if not sum(o.changed for o in outcomes):
             err.print("no changes")
         elif not typer.confirm("Deploy these changes?", default=False, err=True):
             raise typer.Abort()
-    outcomes = deployment.engine.up()
+    outcomes = deployment.engine.up(refresh=refresh)
     report = run_verification(deployment, progress) if verify else None
     show(
         fmt,
@@ -110,6 +124,7 @@ def up(
         ),
         table=lambda: [
             _changestable(outcomes, "Changes"),
+            *_drifttable(outcomes, "Put back"),
             _endpointstable(deployment),
             *(report_tables(report) if report else []),
         ],
@@ -121,16 +136,27 @@ def up(
 def status(
     blueprint: Blueprint,
     as_json: Json = False,
+    drift: bool = typer.Option(
+        False,
+        "--drift",
+        help="Also compare every object with the cluster (nothing is changed): exit 10 when something was "
+        "changed or deleted by hand or the blueprint has changes not deployed.",
+    ),
     kubeconfig: Kubeconfig = None,
     context: Context = None,
+    quiet: Quiet = False,
 ) -> None:
     """Each stack's last update and object count, the public endpoints, and the readiness of every
     workload and volume as the Kubernetes API reports it."""
     fmt = output_format(as_json)
-    deployment = _open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=SILENT)
+    progress = progress_lines(quiet) if drift else SILENT
+    deployment = _open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=progress)
     states = deployment.engine.states()
     deployed = any(s.exists for s in states)
+    if drift and not deployed:
+        raise Drifted(f"{deployment.engine.stack_name} is not deployed on this cluster; run `mims up {blueprint}`")
     workloads = deployment.workloads() if deployed else []
+    compared = deployment.engine.plan(refresh=True) if drift else None
     show(
         fmt,
         data=lambda: {
@@ -141,9 +167,18 @@ def status(
             "workloads": [vars(w) for w in workloads],
             "ready": deployed and all(w.ok for w in workloads),
             "endpoints": _endpoints(deployment),
+            **({"drift": _drift_json(compared)} if compared is not None else {}),
         },
-        table=lambda: _status_tables(deployment, states, workloads, f"not deployed; run `mims up {blueprint}`"),
+        table=lambda: [
+            *_status_tables(deployment, states, workloads, f"not deployed; run `mims up {blueprint}`"),
+            *(_drift_summary(compared) if compared is not None else []),
+        ],
     )
+    if compared is not None and (_drifted(compared) or _undeployed(compared)):
+        raise Drifted(
+            f"the cluster does not match {blueprint}: {_drift_sentence(compared)}; "
+            f"`mims up {blueprint} --refresh` puts it back"
+        )
 
 
 def _open_deployment(blueprint: Path, **options: Any) -> Deployment:
@@ -228,6 +263,7 @@ def _plan_json(deployment: Deployment, outcomes: list[StackOutcome]) -> dict:
             for o in outcomes
         ],
         "changes": sum(o.changed for o in outcomes),
+        "drift": [{"stack": s, "object": obj, "by_hand": what} for s, obj, what in _drifted(outcomes)],
     }
 
 
@@ -245,7 +281,58 @@ def _plan_markdown(deployment: Deployment, outcomes: list[StackOutcome]) -> str:
         f"| {o.name} | " + " | ".join(str(o.changes.get(k, 0)) for k in (*CHANGE_KINDS, "same")) + " |"
         for o in outcomes
     ]
+    if drifted := _drifted(outcomes):
+        lines += ["", "Changed by hand (put back by `mims up`):", "", "| stack | object | by hand |", "|---|---|---|"]
+        lines += [f"| {stack} | {obj} | {what} |" for stack, obj, what in drifted]
     return "\n".join(lines) + "\n"
+
+
+def _drifted(outcomes: list[StackOutcome]) -> list[tuple[str, str, str]]:
+    """(stack, object, "changed" or "deleted") of everything a refresh found done by hand."""
+    return [(o.name, obj, what) for o in outcomes for obj, what in o.drift.items()]
+
+
+def _drifttable(outcomes: list[StackOutcome], title: str = "Changed by hand") -> list[Table]:
+    drifted = _drifted(outcomes)
+    if not drifted:
+        return []
+    table = new_table("stack", "object", "by hand", title=title)
+    for stack, obj, what in drifted:
+        table.add_row(stack, obj, what)
+    return [table]
+
+
+def _undeployed(outcomes: list[StackOutcome]) -> list[tuple[str, str, str]]:
+    """(stack, object, change) of what the blueprint changes beyond putting back what was done by hand."""
+    return [(o.name, obj, op) for o in outcomes for obj, op in o.objects.items() if obj not in o.drift]
+
+
+def _drift_sentence(outcomes: list[StackOutcome]) -> str:
+    drifted, pending = len(_drifted(outcomes)), len(_undeployed(outcomes))
+    parts = []
+    if drifted:
+        parts.append(f"{drifted} object{'s' if drifted != 1 else ''} changed or deleted by hand")
+    if pending:
+        parts.append(f"{pending} object{'s' if pending != 1 else ''} of the blueprint not deployed")
+    return ", ".join(parts) or "no drift"
+
+
+def _drift_summary(outcomes: list[StackOutcome]) -> list[RenderableType]:
+    tables: list[RenderableType] = [*_drifttable(outcomes)]
+    if undeployed := _undeployed(outcomes):
+        table = new_table("stack", "object", "change", title="Not deployed yet")
+        for row in undeployed:
+            table.add_row(*row)
+        tables.append(table)
+    return [*tables, f"drift: {_drift_sentence(outcomes)}"]
+
+
+def _drift_json(outcomes: list[StackOutcome]) -> dict:
+    return {
+        "by_hand": [{"stack": s, "object": obj, "what": what} for s, obj, what in _drifted(outcomes)],
+        "not_deployed": [{"stack": s, "object": obj, "change": op} for s, obj, op in _undeployed(outcomes)],
+        "changes": sum(o.changed for o in outcomes),
+    }
 
 
 def _changestable(outcomes: list[StackOutcome], title: str) -> Table:

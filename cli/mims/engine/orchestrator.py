@@ -14,7 +14,8 @@ import pulumi.automation as auto
 
 from mims.charts.render import Rendering
 from mims.engine.locks import clear_stale_lock, locked
-from mims.engine.program import StackProgram, Target, data_namespaces, secret_ref, secrets_program
+from mims.engine.presence import ObjectRef, missing_objects, object_ref
+from mims.engine.program import StackProgram, Target, data_namespaces, resource_name, secret_ref, secrets_program
 from mims.engine.progress import Reporter, StackListener
 from mims.engine.scheduler import StackFailed, StackOutcome, run_in_order
 from mims.engine.workspace import Backend, Workspaces
@@ -59,16 +60,19 @@ class Engine:
 
     # -- the four operations -------------------------------------------------------------------
 
-    def plan(self) -> list[StackOutcome]:
+    def plan(self, refresh: bool = False) -> list[StackOutcome]:
+        """`refresh` compares every object with the cluster first (`mims plan --refresh`); without
+        it only the stacks whose inputs changed or whose objects are gone are previewed."""
         with _state_errors():
-            stacks, _ = self._select_all()
-            return self._run(self._order(), lambda name: self._preview(*stacks[name]))
+            stacks, _ = self._select_all(refresh)
+            return self._run(self._order(), lambda name: self._preview(stacks[name]))
 
-    def up(self) -> list[StackOutcome]:
+    def up(self, refresh: bool = False) -> list[StackOutcome]:
         """New generated values are stored (the secrets stack's update) before any stack holding
-        them runs; the other stacks need not wait for that."""
+        them runs; the other stacks need not wait for that. `refresh` as for `plan`: what changed
+        by hand is put back."""
         with _state_errors():
-            stacks, secrets = self._select_all()
+            stacks, secrets = self._select_all(refresh)
             waits = self._order()
             if secrets.fresh:
                 for name, layer in self.layers.items():
@@ -77,7 +81,7 @@ class Engine:
                 waits = {SECRETS_STEP: set(), **waits}
 
             def step(name: str) -> StackOutcome:
-                return secrets.store() if name == SECRETS_STEP else self._update(*stacks[name])
+                return secrets.store() if name == SECRETS_STEP else self._update(stacks[name])
 
             return [o for o in self._run(waits, step) if o.name != SECRETS_STEP]
 
@@ -117,49 +121,92 @@ class Engine:
 
     # -- one stack -----------------------------------------------------------------------------
 
-    def _select_all(self) -> tuple[dict[str, tuple[str, auto.Stack | None, bool]], StoredSecrets]:
+    def _select_all(self, refresh: bool) -> tuple[dict[str, Selection], StoredSecrets]:
         """Every stack selected (or created) and checked against its last update, all at once and
-        while the generated values are read: on an unchanged blueprint this is all `plan` and `up`
-        do. The values (new ones only in memory) go into each stack's program."""
-        with ThreadPoolExecutor(max_workers=1) as reader:
+        while the generated values are read and the cluster is asked which objects are gone: on an
+        unchanged blueprint and platform this is all `plan` and `up` do. The values (new ones only
+        in memory) go into each stack's program."""
+        with ThreadPoolExecutor(max_workers=2) as reader:
             secrets = reader.submit(self._read_secrets)
+            gone = reader.submit(self._missing) if not refresh else None
 
-            def select(name: str) -> tuple[str, auto.Stack | None, bool]:
+            def select(name: str) -> Selection:
                 placeholder = self._program(name, {})
                 if not self.layers[name].objects:  # an empty layer has work only if it ran before
                     stack, new = self.workspaces.existing_stack(project(name), self.stack_name, placeholder), False
                     if stack is None:
-                        return name, None, True
+                        return Selection(name, None)
                 else:
                     stack, new = self.workspaces.open_stack(project(name), self.stack_name, placeholder)
                 stack.workspace.program = self._program(name, secrets.result().values)
-                return name, stack, not new and _up_to_date(stack)
+                if new:
+                    return Selection(name, stack, run=True)
+                up_to_date = _up_to_date(stack)
+                missing = self._gone(name, stack, gone.result(), up_to_date) if gone else []
+                if missing:
+                    self.reporter.say(
+                        f"{name}: {_count(len(missing), 'object')} gone from the cluster "
+                        f"({', '.join(map(str, missing[:3]))}{', ...' if len(missing) > 3 else ''}): refreshing",
+                        style="yellow",
+                    )
+                run = refresh or bool(missing) or not up_to_date
+                return Selection(name, stack, run=run, refresh=refresh or bool(missing))
 
             with ThreadPoolExecutor(max_workers=len(self.layers)) as pool:
-                selected = {result[0]: result for result in pool.map(select, self.layers)}
+                selected = {selection.name: selection for selection in pool.map(select, self.layers)}
             return selected, secrets.result()
 
-    def _preview(self, name: str, stack: auto.Stack | None, up_to_date: bool) -> StackOutcome:
-        if up_to_date or stack is None:  # no stack: an empty layer that never ran (`_select_all`)
-            return StackOutcome(name, {"same": len(self.layers[name].objects)})
-        listener = self.reporter.listener(name, planning=True)
-        _engine(listener, stack.preview, on_event=listener)
-        return StackOutcome(name, dict(listener.counts))
+    def _gone(self, name: str, stack: auto.Stack, missing: set[ObjectRef], up_to_date: bool) -> list[ObjectRef]:
+        """The stack's objects that its state holds but the cluster does not. For an up-to-date
+        stack every rendered object is in the state; otherwise the state is read (an object the
+        blueprint just added is missing too, but not gone)."""
+        objects = {object_ref(o): o for o in self.layers[name].objects}
+        candidates = missing & objects.keys()
+        if candidates and not up_to_date:
+            deployed = {
+                r["urn"].rsplit("::", 1)[-1] for r in (stack.export_stack().deployment or {}).get("resources", [])
+            }
+            candidates = {ref for ref in candidates if resource_name(objects[ref]) in deployed}
+        return sorted(candidates)
 
-    def _update(self, name: str, stack: auto.Stack | None, up_to_date: bool) -> StackOutcome:
-        if up_to_date or stack is None:
+    def _names(self, name: str) -> dict[str, str]:
+        """Resource name -> the object as people name it, for the layer's objects."""
+        return {resource_name(o): str(object_ref(o)) for o in self.layers[name].objects}
+
+    def _missing(self) -> set[ObjectRef]:
+        """The rendered objects the cluster does not have (`mims.engine.presence`)."""
+        from kubernetes import config
+
+        api = config.new_client_from_config(
+            config_file=str(self.target.kubeconfig), context=self.target.context, persist_config=False
+        )
+        with api:
+            return missing_objects(api, self.rendering.objects())
+
+    def _preview(self, selected: Selection) -> StackOutcome:
+        name, stack = selected.name, selected.stack
+        if not selected.run or stack is None:  # no stack: an empty layer that never ran (`_select_all`)
+            return StackOutcome(name, {"same": len(self.layers[name].objects)})
+        listener = self.reporter.listener(name, planning=True, names=self._names(name))
+        _engine(listener, stack.preview, on_event=listener, refresh=selected.refresh)
+        return listener.outcome()
+
+    def _update(self, selected: Selection) -> StackOutcome:
+        name, stack = selected.name, selected.stack
+        if not selected.run or stack is None:
             return StackOutcome(name, {"same": len(self.layers[name].objects)})
         _recover(stack, self.reporter)
-        listener = self.reporter.listener(name)
+        listener = self.reporter.listener(name, names=self._names(name))
         _engine(
             listener,
             stack.up,
             on_event=listener,
+            refresh=selected.refresh,
             message=_program_of(stack).fingerprint(),
             show_secrets=False,
             suppress_outputs=True,
         )
-        return StackOutcome(name, dict(listener.counts))
+        return listener.outcome()
 
     def _destroy(self, name: str) -> StackOutcome:
         """Deletes a stack's objects but the namespaces that hold volume claims (`retain_on_delete`
@@ -171,7 +218,7 @@ class Engine:
         listener = self.reporter.listener(name)
         _engine(listener, stack.destroy, on_event=listener, show_secrets=False, suppress_outputs=True)
         stack.workspace.remove_stack(self.stack_name)
-        return StackOutcome(name, dict(listener.counts))
+        return listener.outcome()
 
     def _program(self, name: str, values: SecretValues | dict) -> StackProgram:
         objects = self.layers[name].objects
@@ -213,6 +260,17 @@ class Engine:
                 raise StackFailed(_last_error_line(exc)) from None
 
         return run_in_order(waits, guarded, self.reporter)
+
+
+@dataclass
+class Selection:
+    """One stack as `_select_all` found it: `run` when the engine has work (inputs changed, objects
+    gone, or asked to refresh), `refresh` when it first compares the state with the cluster."""
+
+    name: str
+    stack: auto.Stack | None
+    run: bool = False
+    refresh: bool = False
 
 
 @dataclass
@@ -337,6 +395,10 @@ def purge_namespaces(target: Target, city: str, progress: Progress, timeout: flo
         raise DeployError(
             f"deleting the namespaces that hold the volume claims failed ({reason}); run the command again"
         ) from None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _last_error_line(exc: auto.errors.CommandError) -> str:

@@ -22,6 +22,10 @@ class StackOutcome:
     changes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    # object ("Kind namespace/name") -> "changed" or "deleted": what a refresh found done by hand
+    drift: dict[str, str] = field(default_factory=dict)
+    # object -> its change (create, update, replace, delete), for the objects with one
+    objects: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> int:

@@ -81,6 +81,10 @@ class Workspaces:
             # mims installs the one provider it needs; never fetch plugins behind the user's back.
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            # mims owns every field it declares: a field someone changed by hand (another field
+            # manager, e.g. `kubectl set image`) is taken back instead of failing the apply with a
+            # server-side apply conflict (the provider's patchForce, pkg/await/await.go).
+            "PULUMI_K8S_ENABLE_PATCH_FORCE": "true",
         }
 
     def stack(self, project: str, stack_name: str, program) -> auto.Stack:
