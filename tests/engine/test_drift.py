@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-from tests.engine.conftest import SMALL_CITY, Deployed, blueprint_copy, deploy
+from tests.engine.conftest import Deployed, blueprint_copy, deploy
 
 pytestmark = pytest.mark.integration
 

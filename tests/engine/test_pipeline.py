@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 from tests.conftest import REPO
 from tests.engine.conftest import SMALL_CITY, Mims, blueprint_copy
+from tests.engine.test_drift import REGISTER
 from tests.engine.test_orchestrator import RETENTION
 
 from mims import gitops
@@ -135,11 +136,8 @@ def test_github_pipeline_deploys_plans_and_checks_drift(homes, toolchain, wheel,
     clean = runner.run("schedule", "drift")
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
-    apps = client.AppsV1Api(mims.api())
-    name = next(
-        d for d in apps.list_deployment_for_all_namespaces().items if d.metadata.namespace.endswith("monitoring")
-    )
-    apps.delete_namespaced_deployment(name.metadata.name, name.metadata.namespace)
+    namespace, name = REGISTER
+    client.AppsV1Api(mims.api()).delete_namespaced_deployment(name, namespace)
     drifted = runner.run("schedule", "drift")
     assert drifted.returncode == 10, drifted.stdout + drifted.stderr
-    assert f"Deployment {name.metadata.namespace}/{name.metadata.name}" in drifted.stdout
+    assert f"Deployment {namespace}/{name}" in drifted.stdout

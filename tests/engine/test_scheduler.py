@@ -85,10 +85,10 @@ def test_a_failed_stack_makes_mims_up_exit_7_with_the_not_run_list(cli, monkeypa
     class FailingEngine:
         stack_name = "alderbrook-prod"
 
-        def plan(self):
+        def plan(self, refresh=False):
             return []
 
-        def up(self):
+        def up(self, refresh=False):
             def action(name: str) -> StackOutcome:
                 if name == "foundation":
                     raise StackFailed("Namespace alderbrook-iam: forbidden")
