@@ -14,6 +14,7 @@ except ImportError:
     from click import ClickException  # type: ignore[assignment]
 
 from mims import __version__
+from mims.commands import backup as backup_commands
 from mims.commands import blueprint as blueprint_commands
 from mims.commands import ci as ci_commands
 from mims.commands import cluster as cluster_commands
@@ -45,6 +46,7 @@ schema_commands.register(app)
 cluster_commands.register(app)
 toolchain_commands.register(app)
 verify_commands.register(app)
+backup_commands.register(app)
 ci_commands.register(app)
 doctor_commands.register(app)
 

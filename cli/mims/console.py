@@ -68,6 +68,12 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
+def need_confirmation_source(yes: bool) -> None:
+    """Commands that ask before changing something refuse to guess when nobody can answer."""
+    if not yes and not interactive():
+        raise UsageError("no terminal to confirm on; pass --yes")
+
+
 def new_table(*columns: str, title: str | None = None) -> Table:
     """The one table style of mims: a title, a header rule, no frame (copies cleanly into mails)."""
     return Table(*columns, title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)

@@ -124,3 +124,11 @@ class Drifted(MimsError):
     deleted by hand, or changes of the blueprint not deployed yet; the report lists them."""
 
     exit_code = 10
+
+
+class BackupFailed(MimsError):
+    """A backup, the listing of backups or a restore did not succeed (a dump failed, a backup is
+    damaged or from another database version, the cluster runs no containers); the message names the
+    database and says what to do. A failed restore changed nothing."""
+
+    exit_code = 11

@@ -140,14 +140,11 @@ def test_no_kafka_the_broker_talks_only_to_its_database_the_contexts_and_the_web
     assert [sorted(p["port"] for p in rule["ports"]) for rule in web] == [[80, 443]]
 
 
-def test_only_the_broker_may_reach_the_database(render):
+def test_only_the_broker_and_its_backup_may_reach_the_database(render):
     ingress = find(render(), "NetworkPolicy", "allow-ingress-broker-db")["spec"]["ingress"]
-    assert ingress == [
-        {
-            "ports": [{"protocol": "TCP", "port": 5432}],
-            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scorpio"}}}],
-        }
-    ]
+    sources = sorted(rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in ingress)
+    assert sources == ["broker-db-backup", "scorpio"]
+    assert all(rule["ports"] == [{"protocol": "TCP", "port": 5432}] for rule in ingress)
 
 
 @pytest.mark.parametrize("profile", ["minimal-50k", "standard"])

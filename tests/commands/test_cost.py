@@ -30,8 +30,8 @@ def test_cost_prints_tables_by_category_and_by_component(cli):
     assert "alderbrook on Hetzner Cloud (self-managed k3s)" in out
     assert "By category" in out and "By component" in out and "Software licences (no licence fees)" in out
     assert "1 x cx43 (8 vCPU, 16 GiB, EUR 14.27 a month), the cheapest type that holds every pod" in out
-    assert "39,603.44" in out and "78,810.32" in out and "403.44" in out
-    assert "First year EUR 39,603, within the EUR 50,000 cap (EUR 10,397 to spare); 3 years EUR 78,810." in out
+    assert "39,619.76" in out and "78,859.28" in out and "419.76" in out
+    assert "First year EUR 39,620, within the EUR 50,000 cap (EUR 10,380 to spare); 3 years EUR 78,859." in out
     assert "SSPL-1.0" in out
     # the shipped Hetzner sheet has figures from before 2025-11-26 (backup storage, egress)
     assert "warning: price sheet `hetzner` has prices older than a year" in err
@@ -49,13 +49,13 @@ def test_cost_json(cli):
         1,
     )
     assert (report["infrastructure_per_year"], report["staff_first_year"], report["first_year_total"]) == (
-        403.44,
+        419.76,
         39200.0,
-        39603.44,
+        39619.76,
     )
     assert (report["horizon_years"], report["horizon_total"], report["cap"], report["within_cap"]) == (
         3,
-        78810.32,
+        78859.28,
         50000,
         True,
     )
@@ -95,7 +95,7 @@ def test_cost_compare_shows_every_option(cli):
 def test_cost_markdown(cli):
     code, out, _ = cli("cost", SMALL_CITY, "--markdown")
     assert code == 0 and out.startswith("# Cost of alderbrook on Hetzner Cloud (self-managed k3s)\n")
-    assert "| **total** | | **39,603.44** | **78,810.32** |" in out
+    assert "| **total** | | **39,619.76** | **78,859.28** |" in out
     assert "| catalogue | ckan | 4 | 0.575 |" in out
     code, out, _ = cli("cost", SMALL_CITY, "--markdown", "--compare", "all")
     assert code == 0
@@ -128,14 +128,14 @@ def test_validate_warns_when_over_the_cap(cli, write_blueprint):
     code, out, err = cli("validate", path)
     assert code == 0 and "valid" in out
     assert (
-        "warning: the first-year cost estimate of EUR 39,603 on Hetzner Cloud (self-managed k3s) is "
-        "EUR 38,603 over budget.cap_eur (EUR 1,000)" in err
+        "warning: the first-year cost estimate of EUR 39,620 on Hetzner Cloud (self-managed k3s) is "
+        "EUR 38,620 over budget.cap_eur (EUR 1,000)" in err
     )
     code, out, err = cli("validate", path, "--json")
     assert code == 0 and "warning:" in err
     assert json.loads(out)["budget"] == {
         "hosting": "hetzner",
-        "first_year_total": 39603.44,
+        "first_year_total": 39619.76,
         "cap": 1000,
         "within_cap": False,
     }

@@ -26,9 +26,9 @@ def test_svg_of_one_option_shows_first_year_and_horizon_against_the_cap(small):
     root = ET.fromstring(svg)  # well-formed, names escaped
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert "Alder & Brook: MIMs platform cost on Hetzner Cloud (self-managed k3s)" in texts
-    assert {"First year", "3 years", "EUR 39,603", "EUR 78,810", "first-year cap EUR 50,000"} <= set(texts)
+    assert {"First year", "3 years", "EUR 39,620", "EUR 78,859", "first-year cap EUR 50,000"} <= set(texts)
     segments = [r.find(f"{SVG}title").text for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
-    assert "infrastructure: EUR 403" in segments and "staff set-up: EUR 20,000" in segments
+    assert "infrastructure: EUR 420" in segments and "staff set-up: EUR 20,000" in segments
     assert "extras" not in texts  # no legend entry for what nobody listed
 
 

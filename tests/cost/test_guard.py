@@ -20,9 +20,9 @@ def test_over_the_cap_is_refused_with_a_clear_message(over_cap):
     with pytest.raises(OverBudget) as info:
         check_cap(over_cap, allow_over_budget=False)
     message = str(info.value)
-    # 39,603.44 on Hetzner against a cap of 1,000 (tests/cost/test_model.py has the arithmetic).
-    assert "first-year cost estimate of EUR 39,603 on Hetzner Cloud (self-managed k3s)" in message
-    assert "EUR 38,603 over budget.cap_eur (EUR 1,000)" in message
+    # 39,619.76 on Hetzner against a cap of 1,000 (tests/cost/test_model.py has the arithmetic).
+    assert "first-year cost estimate of EUR 39,620 on Hetzner Cloud (self-managed k3s)" in message
+    assert "EUR 38,620 over budget.cap_eur (EUR 1,000)" in message
     assert message.endswith("lower the cost, raise the cap, or pass --allow-over-budget")
 
 

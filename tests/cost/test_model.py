@@ -8,6 +8,8 @@ If a chart's sizes or a sheet's prices change, redo the arithmetic here (docs/co
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mims.blueprint import load_blueprint
@@ -42,8 +44,10 @@ SMALL_CITY_PODS = [
 ]
 # CPU requests: 1,970m. Memory requests: 4,784 MiB. Memory limits (what nodes are sized by): 8,224 MiB.
 # Volumes (GiB): broker-db 5, catalogue-db 5, ckan 5, solr 5, keycloak-db 2, grafana 1, prometheus 10,
-# ingestion-db 2 = 35 GiB in 8 volumes. One Service of type LoadBalancer (the gateway).
+# ingestion-db 2 = 35 GiB in 8 volumes; and the backup volumes of keycloak-db and catalogue-db, 5 GiB
+# each (`backup.target.volume.size`). One Service of type LoadBalancer (the gateway).
 SMALL_VOLUMES_GIB = [5, 5, 5, 5, 2, 1, 10, 2]
+SMALL_BACKUP_VOLUMES_GIB = [5, 5]
 
 # Node capacity after the system reserve (tests/cost/test_packing.py works the reserve out):
 #   2 vCPU / 4 GiB:  1,730m and 4,096 - 1,024 - 612 = 2,460 MiB
@@ -71,9 +75,20 @@ def test_the_footprint_is_read_pod_by_pod_from_the_rendered_objects(small_city):
         sorted((p.label, p.cpu_request_m, p.memory_request // MIB, p.memory_limit // MIB) for p in work.pods)
         == SMALL_CITY_PODS
     )
-    assert sorted(v.size // GIB for v in work.volumes) == sorted(SMALL_VOLUMES_GIB)
+    assert sorted(v.size // GIB for v in work.volumes if not v.holds_backups) == sorted(SMALL_VOLUMES_GIB)
+    assert sorted((v.component, v.size // GIB) for v in work.volumes if v.holds_backups) == [
+        ("catalogue", 5),
+        ("iam", 5),
+    ]
     assert [(b.namespace, b.name) for b in work.load_balancers] == [("alderbrook-gateway", "gateway")]
-    assert [j.component for j in work.jobs] == ["ai-registry"]  # the register's publish Job: runs once
+    # The register's publish Job runs once, the backup CronJobs now and then; their pods hold no capacity.
+    assert sorted((j.component, re.sub(r"-[0-9a-f]{10}$", "", j.name)) for j in work.jobs) == [
+        ("ai-registry", "register-publish"),  # content-named
+        ("catalogue", "catalogue-db-backup"),
+        ("catalogue", "catalogue-db-restore"),
+        ("iam", "keycloak-db-backup"),
+        ("iam", "keycloak-db-restore"),
+    ]
     assert sum(p[1] for p in SMALL_CITY_PODS) == 1970
     assert sum(p[2] for p in SMALL_CITY_PODS) == 4784
     assert sum(p[3] for p in SMALL_CITY_PODS) == 8224
@@ -88,9 +103,11 @@ def test_small_city_on_hetzner_by_hand(small_city):
         "nodes": 1 * 14.27,
         "control plane": 0.0,  # self-managed k3s on the node
         "load balancers": 1 * 8.91,
-        # Hetzner volumes are at least 10 GB: 8 volumes of 5, 5, 5, 5, 2, 1, 10, 2 GiB bill as 8 x 10 GB.
-        "block storage": 8 * 10 * 0.068,  # 5.44
-        # 35 GiB x backup factor 2 = 70 GB x 0.005 = 0.35, below the 5.00 monthly base price.
+        # Hetzner volumes are at least 10 GB: 8 data volumes of 5, 5, 5, 5, 2, 1, 10, 2 GiB and 2
+        # backup volumes of 5 GiB bill as 10 x 10 GB.
+        "block storage": 10 * 10 * 0.068,  # 6.80
+        # 35 GiB of data volumes x backup factor 2 = 70 GB x 0.005 = 0.35, below the 5.00 monthly base
+        # price (the backup volumes are block storage above, not backed up off-site again).
         "backup storage": 5.00,
         # 100 GB a month expected, 20,000 GB included per node.
         "egress": 0.0,
@@ -98,15 +115,15 @@ def test_small_city_on_hetzner_by_hand(small_city):
     assert {c: round(first, 2) for c, first, _ in e.by_category()[:6]} == {
         c: round(m * 12, 2) for c, m in monthly.items()
     }
-    infrastructure = (14.27 + 8.91 + 5.44 + 5.00) * 12  # 33.62 a month = 403.44 a year
-    assert e.infrastructure_per_month == pytest.approx(33.62)
-    assert e.infrastructure_per_year == pytest.approx(403.44) == pytest.approx(infrastructure)
+    infrastructure = (14.27 + 8.91 + 6.80 + 5.00) * 12  # 34.98 a month = 419.76 a year
+    assert e.infrastructure_per_month == pytest.approx(34.98)
+    assert e.infrastructure_per_year == pytest.approx(419.76) == pytest.approx(infrastructure)
     assert e.staff_first_year == STAFF_FIRST_YEAR == 39_200
-    assert e.first_year_total == pytest.approx(403.44 + 39_200)  # 39,603.44
+    assert e.first_year_total == pytest.approx(419.76 + 39_200)  # 39,619.76
     assert e.horizon_years == 3
-    assert e.horizon_total == pytest.approx(SETUP + 3 * (403.44 + OPERATIONS_PER_YEAR))  # 78,810.32
+    assert e.horizon_total == pytest.approx(SETUP + 3 * (419.76 + OPERATIONS_PER_YEAR))  # 78,859.28
     assert (e.cap, e.within_cap) == (50_000, True)
-    assert e.headroom == pytest.approx(50_000 - 39_603.44)  # 10,396.56
+    assert e.headroom == pytest.approx(50_000 - 39_619.76)  # 10,380.24
 
 
 def test_small_city_component_shares_by_hand(small_city):
@@ -116,11 +133,11 @@ def test_small_city_component_shares_by_hand(small_city):
     # = 1,824 MiB of 4,784 MiB. Share = (575/1970 + 1824/4784) / 2.
     catalogue_share = (575 / 1970 + 1824 / 4784) / 2  # 0.3366
     assert by_name["catalogue"].share == pytest.approx(catalogue_share)
-    # Its infrastructure: its share of nodes (14.27), its own 3 volumes (3 x 10 GB x 0.068) and
-    # 15 of the 35 GiB backed up (5.00 x 15/35), every month.
+    # Its infrastructure: its share of nodes (14.27), its own 3 data volumes and 1 backup volume
+    # (4 x 10 GB x 0.068) and 15 of the 35 GiB of data backed up off-site (5.00 x 15/35), every month.
     assert by_name["catalogue"].infrastructure_per_year == pytest.approx(
-        (catalogue_share * 14.27 + 3 * 10 * 0.068 + 5.00 * 15 / 35) * 12
-    )  # 107.83
+        (catalogue_share * 14.27 + 4 * 10 * 0.068 + 5.00 * 15 / 35) * 12
+    )  # 115.99
     # gateway: 150m and 112 MiB; it owns the load balancer.
     gateway_share = (150 / 1970 + 112 / 4784) / 2
     assert by_name["gateway"].infrastructure_per_year == pytest.approx((gateway_share * 14.27 + 8.91) * 12)
@@ -134,19 +151,20 @@ def test_small_city_component_shares_by_hand(small_city):
 @pytest.mark.parametrize(
     "hosting, node_type, node_count, monthly",
     [
+        # Block storage is 45 GB everywhere below: 35 GB of data volumes and 10 GB of backup volumes.
         # OVH: d2-8 (4/8) x 2 = 54.32 (b3-8 x 2 = 74.76, b3-16 x 1 = 74.68); LB S 6.94;
-        # 35 GB x 0.048 = 1.68; backup 70 GB x 0.007 = 0.49; egress included.
-        ("ovh", "d2-8", 2, 2 * 27.16 + 6.94 + 35 * 0.048 + 70 * 0.007 + 0),  # 63.43
-        # Scaleway: dev1-m (3/4) x 4 = 58.96 (dev1-l x >= 2 = 62.54); LB 9.99; 35 GB x 0.08 = 2.80;
+        # 45 GB x 0.048 = 2.16; backup 70 GB x 0.007 = 0.49; egress included.
+        ("ovh", "d2-8", 2, 2 * 27.16 + 6.94 + 45 * 0.048 + 70 * 0.007 + 0),  # 63.91
+        # Scaleway: dev1-m (3/4) x 4 = 58.96 (dev1-l x >= 2 = 62.54); LB 9.99; 45 GB x 0.08 = 3.60;
         # backup 70 x 0.0146 = 1.022; egress included.
-        ("scaleway", "dev1-m", 4, 4 * 14.74 + 9.99 + 35 * 0.08 + 70 * 0.0146 + 0),  # 72.772
+        ("scaleway", "dev1-m", 4, 4 * 14.74 + 9.99 + 45 * 0.08 + 70 * 0.0146 + 0),  # 73.572
         # IONOS: 4 vCPU x 12.41 + 16 GiB x 1.83 = 78.92 x 1; 2 x (2 x 12.41 + 8 x 1.83) = 78.92 too, and
-        # the tie goes to fewer nodes. LB 7; 35 GB SSD x 0.15 = 5.25; backup 70 x 0.007 = 0.49;
+        # the tie goes to fewer nodes. LB 7; 45 GB SSD x 0.15 = 6.75; backup 70 x 0.007 = 0.49;
         # egress 100 GB x 0.05 = 5.00.
-        ("ionos", "vcpu4-ram16", 1, (4 * 12.41 + 16 * 1.83) + 7 + 35 * 0.15 + 70 * 0.007 + 100 * 0.05),  # 96.66
+        ("ionos", "vcpu4-ram16", 1, (4 * 12.41 + 16 * 1.83) + 7 + 45 * 0.15 + 70 * 0.007 + 100 * 0.05),  # 98.16
         # AWS: m6a.large (2/8) x 2 = 135.72 beats m6a.xlarge x 1 = 135.73 by a cent; EKS 62.98;
-        # LB 13.98; 35 GB gp3 x 0.086 = 3.01; backup 70 x 0.0211 = 1.477; the first 100 GB of egress free.
-        ("aws", "m6a.large", 2, 2 * 67.86 + 62.98 + 13.98 + 35 * 0.086 + 70 * 0.0211 + 0),  # 217.167
+        # LB 13.98; 45 GB gp3 x 0.086 = 3.87; backup 70 x 0.0211 = 1.477; the first 100 GB of egress free.
+        ("aws", "m6a.large", 2, 2 * 67.86 + 62.98 + 13.98 + 45 * 0.086 + 70 * 0.0211 + 0),  # 218.027
         # On-premises: every price zero until the city fills them in; the smallest server holds it all.
         ("on-premises", "server-4-16", 1, 0.0),
     ],
@@ -183,12 +201,13 @@ def test_standard_city_on_hetzner_by_hand(rendered_examples):
     e = estimate(standard)
     assert (e.sheet.id, e.node_type.name, e.node_count) == ("hetzner", "cx43", 2)
     # Volumes (GiB): broker-db 20, catalogue-db 10, ckan 20, solr 10, keycloak-db 10, grafana 2 (billed
-    # as 10), prometheus 50, ingestion-db 10 = 132 GiB requested, 140 GB billed. One LoadBalancer
-    # (Traefik). Backup 132 x 2 = 264 GB x 0.005 = 1.32, below the 5.00 base price.
-    monthly = 2 * 14.27 + 0 + 1 * 8.91 + 140 * 0.068 + 5.00 + 0  # 51.97
-    assert e.infrastructure_per_year == pytest.approx(monthly * 12)  # 623.64
-    assert e.first_year_total == pytest.approx(monthly * 12 + STAFF_FIRST_YEAR)  # 39,823.64
-    assert e.horizon_total == pytest.approx(SETUP + 3 * (monthly * 12 + OPERATIONS_PER_YEAR))  # 79,470.92
+    # as 10), prometheus 50, ingestion-db 10 = 132 GiB requested, 140 GB billed; backup volumes of
+    # broker-db, catalogue-db and keycloak-db, 5 GiB each, billed as 3 x 10 GB. One LoadBalancer
+    # (Traefik). Off-site backup 132 x 2 = 264 GB x 0.005 = 1.32, below the 5.00 base price.
+    monthly = 2 * 14.27 + 0 + 1 * 8.91 + 170 * 0.068 + 5.00 + 0  # 54.01
+    assert e.infrastructure_per_year == pytest.approx(monthly * 12)  # 648.12
+    assert e.first_year_total == pytest.approx(monthly * 12 + STAFF_FIRST_YEAR)  # 39,848.12
+    assert e.horizon_total == pytest.approx(SETUP + 3 * (monthly * 12 + OPERATIONS_PER_YEAR))  # 79,544.36
     assert e.cap == 120_000 and e.within_cap
 
 
@@ -216,31 +235,31 @@ def test_staff_extras_egress_and_horizon_by_hand(write_blueprint, renderer):
     )
     e = estimate(renderer.render(load_blueprint(path)))
     # IONOS as above, but 1,000 GB of egress x 0.05 = 50.00 a month.
-    infrastructure = (78.92 + 7 + 5.25 + 0.49 + 50.00) * 12  # 141.66 a month = 1,699.92
+    infrastructure = (78.92 + 7 + 6.75 + 0.49 + 50.00) * 12  # 143.16 a month = 1,717.92
     staff_first_year = 10 * 900 + 8 * 90 * 12  # 9,000 + 8,640 = 17,640
     extras_first_year = 15 + 200 * 12 + 3000  # 5,415
     assert e.infrastructure_per_year == pytest.approx(infrastructure)
     assert e.staff_first_year == pytest.approx(staff_first_year)
     assert e.extras_first_year == pytest.approx(extras_first_year)
-    assert e.first_year_total == pytest.approx(1699.92 + 17_640 + 5_415)  # 24,754.92
+    assert e.first_year_total == pytest.approx(1717.92 + 17_640 + 5_415)  # 24,772.92
     once = 10 * 900 + 3000
-    every_year = 1699.92 + 8 * 90 * 12 + 15 + 200 * 12
-    assert e.horizon_total == pytest.approx(once + 5 * every_year)  # 75,774.60
-    assert not e.within_cap and e.headroom == pytest.approx(20_000 - 24_754.92)
+    every_year = 1717.92 + 8 * 90 * 12 + 15 + 200 * 12
+    assert e.horizon_total == pytest.approx(once + 5 * every_year)  # 75,864.60
+    assert not e.within_cap and e.headroom == pytest.approx(20_000 - 24_772.92)
 
 
 def test_sizing_memory_by_requests_by_hand(write_blueprint, renderer):
     e = estimate(renderer.render(load_blueprint(write_blueprint({"budget": {"size_memory_by": "requests"}}))))
     # 1,970m and 4,784 MiB: one cx33 (3,720m, 5,736.8 MiB) for 7.72; cx23 would need 2 (9.50).
     assert (e.node_type.name, e.node_count) == ("cx33", 1)
-    assert e.infrastructure_per_year == pytest.approx((7.72 + 8.91 + 5.44 + 5.00) * 12)  # 324.84
+    assert e.infrastructure_per_year == pytest.approx((7.72 + 8.91 + 6.80 + 5.00) * 12)  # 341.16
 
 
 def test_a_chosen_node_type_by_hand(write_blueprint, renderer):
     e = estimate(renderer.render(load_blueprint(write_blueprint({"budget": {"node_type": "cx23"}}))))
     # 8,224 MiB of limits on nodes of 2,460 MiB: at least 4, and first-fit decreasing finds 4.
     assert (e.node_type.name, e.node_count, e.node_type_auto) == ("cx23", 4, False)
-    assert e.infrastructure_per_year == pytest.approx((4 * 4.75 + 8.91 + 5.44 + 5.00) * 12)  # 460.20
+    assert e.infrastructure_per_year == pytest.approx((4 * 4.75 + 8.91 + 6.80 + 5.00) * 12)  # 476.52
     assert all(b.used_memory <= 2460 * MIB for b in e.nodes)
 
 

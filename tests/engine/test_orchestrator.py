@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client
 from tests.engine.conftest import MANAGED, SMALL_CITY, Deployed, blueprint_copy, deploy, list_objects
 
-from mims.engine.program import data_namespaces, resource_name
+from mims.engine.program import data_namespaces, holds_backups, resource_name
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +131,14 @@ def test_switching_a_component_off_deletes_exactly_its_objects(changing_city: De
     assert list_objects(api, MANAGED, kinds) == set(after_render)
 
 
+def backup_claims(deployed: Deployed) -> set[tuple[str, str, str]]:
+    return {
+        ("PersistentVolumeClaim", o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in deployed.rendering.objects()
+        if holds_backups(o)
+    }
+
+
 def test_destroy_keeps_only_volume_claims_and_their_namespaces(changing_city: Deployed):
     mims = changing_city.mims
     mims.ok("destroy", changing_city.blueprint, "--yes")
@@ -143,7 +151,9 @@ def test_destroy_keeps_only_volume_claims_and_their_namespaces(changing_city: De
         "alderbrook-ingestion",
         "alderbrook-monitoring",
     }
-    assert list_objects(api, MANAGED) == {("Namespace", "", ns) for ns in kept}
+    backups = backup_claims(changing_city)
+    assert {ns for _, ns, _ in backups} == {"alderbrook-catalogue", "alderbrook-iam"}
+    assert list_objects(api, MANAGED) == {("Namespace", "", ns) for ns in kept} | backups
     claims = client.CoreV1Api(api).list_persistent_volume_claim_for_all_namespaces().items
     expected = {
         (o["metadata"]["namespace"], f"{t['metadata']['name']}-{o['metadata']['name']}-{i}")
@@ -152,19 +162,37 @@ def test_destroy_keeps_only_volume_claims_and_their_namespaces(changing_city: De
         for t in o["spec"].get("volumeClaimTemplates", [])
         for i in range(o["spec"].get("replicas", 1))
     }
-    assert {(c.metadata.namespace, c.metadata.name) for c in claims} == expected
+    assert {(c.metadata.namespace, c.metadata.name) for c in claims} == expected | {(ns, n) for _, ns, n in backups}
     assert all(c.status.phase == "Bound" for c in claims)
     status = mims.ok("status", changing_city.blueprint, "--json").json()
     assert not any(s["exists"] for s in status["stacks"]) and status["ready"] is False
 
 
-def test_destroy_purge_data_removes_everything(changing_city: Deployed):
+def test_destroy_purge_data_keeps_the_backup_volumes(changing_city: Deployed):
     mims = changing_city.mims
     run = mims.ok("destroy", changing_city.blueprint, "--yes", "--purge-data")
+    api = mims.api()
+    backups = backup_claims(changing_city)
+    assert list_objects(api, MANAGED) == {("Namespace", "", ns) for _, ns, _ in backups} | backups
+    core = client.CoreV1Api(api)
+    claims = core.list_persistent_volume_claim_for_all_namespaces().items
+    assert {(c.metadata.namespace, c.metadata.name) for c in claims} == {(ns, n) for _, ns, n in backups}
+    assert {pv.metadata.name for pv in core.list_persistent_volume().items} == {c.spec.volume_name for c in claims}
+    assert "kept: the backup volumes in alderbrook-catalogue, alderbrook-iam" in run.out
+    assert not list((mims.home / "state" / ".pulumi" / "stacks").glob("*/alderbrook-prod.json"))
+
+
+def test_purge_backups_goes_only_with_purge_data(changing_city: Deployed):
+    run = changing_city.mims.run("destroy", changing_city.blueprint, "--yes", "--purge-backups")
+    assert run.code == 2 and "--purge-backups goes with --purge-data" in run.err
+
+
+def test_destroy_purge_backups_removes_everything(changing_city: Deployed):
+    mims = changing_city.mims
+    run = mims.ok("destroy", changing_city.blueprint, "--yes", "--purge-data", "--purge-backups")
     api = mims.api()
     assert list_objects(api, MANAGED) == set()
     core = client.CoreV1Api(api)
     assert core.list_persistent_volume_claim_for_all_namespaces().items == []
     assert core.list_persistent_volume().items == []  # purge waits for the volumes, too
     assert "kept:" not in run.out
-    assert not list((mims.home / "state" / ".pulumi" / "stacks").glob("*/alderbrook-prod.json"))

@@ -144,8 +144,9 @@ class Budget(Strict):
         2,
         ge=0,
         le=100,
-        description="Backup storage as a multiple of the volumes' size: 2 keeps one full copy plus "
-        "retained increments; 0 leaves backups out.",
+        description="Off-site backup storage (object storage, provider snapshots) as a multiple of the data "
+        "volumes' size: 2 keeps one full copy plus retained increments; 0 leaves it out. The backup "
+        "volumes in the cluster (`backup`) count as block storage.",
     )
     extras: list[LineItem] = Field(
         default_factory=list, max_length=100, description="Other costs: domain, support contract, training..."
@@ -402,6 +403,35 @@ class Charts(Strict):
     )
 
 
+CRON_PATTERN = r"^[0-9*/,-]+( [0-9*/,-]+){4}$"
+SIZE_PATTERN = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"
+
+
+class BackupVolume(Strict):
+    """Dumps kept on a volume in the cluster, one per database, in the database's namespace. It
+    protects against mistakes and corrupted data, not against losing the cluster's storage."""
+
+    size: Annotated[str, StringConstraints(pattern=SIZE_PATTERN)] = Field(
+        "5Gi", description="Size of each database's backup volume (`Mi`, `Gi` or `Ti`)."
+    )
+
+
+class BackupTarget(Strict):
+    volume: BackupVolume = Field(BackupVolume(), description="A volume in the cluster per database.")
+
+
+class Backup(Strict):
+    """Scheduled dumps of every database the platform runs (docs/operations.md)."""
+
+    enabled: bool = Field(True, description="Dump every database on the schedule; `false` leaves backups out.")
+    schedule: Annotated[str, StringConstraints(pattern=CRON_PATTERN)] = Field(
+        "23 2 * * *",
+        description="When, as a cron line of five fields in UTC, e.g. `23 2 * * *` (every night at 02:23).",
+    )
+    keep: int = Field(7, ge=1, le=366, description="How many backups each database keeps; older ones are deleted.")
+    target: BackupTarget = Field(BackupTarget(), description="Where the dumps are written.")
+
+
 class Blueprint(Strict):
     """A city's MIMs platform."""
 
@@ -416,6 +446,7 @@ class Blueprint(Strict):
     addons: Addons = Field(Addons(), description="Optional cluster-wide software.")
     images: Images = Field(Images(), description="Where container images are pulled from (air-gapped clusters).")
     charts: Charts = Field(Charts(), description="Where charts of the city's own are found.")
+    backup: Backup = Field(Backup(), description="Scheduled backups of the platform's databases.")
     overrides: list[Override] = Field(
         default_factory=list, description="Integrators' merge patches on rendered objects, applied last."
     )

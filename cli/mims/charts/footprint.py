@@ -4,7 +4,7 @@ a simulated node). One walk over the objects serves both, so sizing and cost alw
 
 Counted: every replica of a Deployment or StatefulSet (requests and limits summed over its
 containers, or its largest init container if bigger, as the scheduler does); DaemonSet pods (one
-per node); Job pods (they run once at deploy time, so they must fit a node but hold no capacity);
+per node); Job and CronJob pods (they run now and then, so they must fit a node but hold no capacity);
 PersistentVolumeClaims and StatefulSet volumeClaimTemplates (one volume per replica); Services of
 type LoadBalancer.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from mims.charts.quantity import bytes_of, cpu_millicores
 
 COMPONENT_LABEL = "mims.io/component"
+BACKUPS_LABEL = "mims.io/backups"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Volume:
     component: str
     name: str
     size: int  # bytes
+    holds_backups: bool = False  # a backup volume (label mims.io/backups), not data
 
     @property
     def gib(self) -> float:
@@ -79,13 +81,16 @@ def workloads_of(objects: list[dict]) -> Workloads:
         component = (meta.get("labels") or {}).get(COMPONENT_LABEL, "")
         name = meta.get("name", "")
         if kind == "PersistentVolumeClaim":
-            found.volumes.append(Volume(component, name, bytes_of(spec["resources"]["requests"]["storage"])))
+            size = bytes_of(spec["resources"]["requests"]["storage"])
+            found.volumes.append(Volume(component, name, size, (meta.get("labels") or {}).get(BACKUPS_LABEL) == "true"))
         elif kind == "Service" and spec.get("type") == "LoadBalancer":
             found.load_balancers.append(LoadBalancer(component, name, meta.get("namespace", "")))
-        elif kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        elif kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"):
+            if kind == "CronJob":  # its Jobs' pods, one at a time (concurrencyPolicy Forbid)
+                spec = spec["jobTemplate"]["spec"]
             pod_spec = (spec.get("template") or {}).get("spec") or {}
             cpu_req, cpu_lim, mem_req, mem_lim = pod_resources(pod_spec)
-            if kind == "Job":
+            if kind in ("Job", "CronJob"):
                 found.jobs.append(Pod(component, name, cpu_req, cpu_lim, mem_req, mem_lim))
             elif kind == "DaemonSet":
                 found.daemons.append(Pod(component, name, cpu_req, cpu_lim, mem_req, mem_lim))

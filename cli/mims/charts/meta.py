@@ -140,6 +140,22 @@ class Flow(Strict):
     port: int = Field(ge=1, le=65535)
 
 
+class Database(Strict):
+    """A database the chart runs through `_lib/postgres.j2`: the blueprint's `backup` dumps it, and
+    its backup pods get a flow to it."""
+
+    workload: Name
+    engine: Literal["postgres"] = "postgres"
+
+    @property
+    def port(self) -> int:
+        return 5432
+
+    @property
+    def backup_workload(self) -> str:
+        return f"{self.workload}-backup"
+
+
 class Call(Strict):
     """Traffic to another component's endpoint (`component/endpoint`), `*` for every public http
     endpoint, `*tcp` for every public tcp endpoint (the caller is then their public entry point and
@@ -239,6 +255,9 @@ class ChartMeta(Strict):
     endpoints: list[Endpoint] = Field(default_factory=list)
     metrics: list[MetricsTarget] = Field(default_factory=list)
     network: Network = Network()
+    databases: list[Database] = Field(
+        default_factory=list, description="databases the chart runs, which `backup` dumps and `mims restore` restores"
+    )
     provides: list[Literal["ngsi-ld-temporal"]] = Field(
         default_factory=list,
         description="optional capabilities of the software that `mims verify` probes: "
@@ -268,6 +287,7 @@ class ChartMeta(Strict):
             + [e.workload for e in self.network.entrance]
             + ([self.network.scrapes] if self.network.scrapes else [])
             + list(self.optional_workloads)
+            + [d.workload for d in self.databases]
         )
         unknown = sorted(set(named) - known)
         if unknown:

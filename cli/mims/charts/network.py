@@ -33,10 +33,12 @@ def tcp_exposed(tls_mode: str) -> bool:
     return tls_mode != "none"
 
 
-def network_policies(charts: dict[str, Chart], namespaces: dict[str, str], tls_mode: str) -> dict[str, list[dict]]:
+def network_policies(
+    charts: dict[str, Chart], namespaces: dict[str, str], tls_mode: str, backups: bool
+) -> dict[str, list[dict]]:
     """Policies per component id, for the enabled charts given as {component: chart}. With
     `tls.mode: none` (plain-HTTP trials) public tcp endpoints stay internal: nothing calls them
-    through `*tcp`."""
+    through `*tcp`. With `backups`, each database's backup pods reach it."""
     ingress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> sources
     egress: dict[tuple[str, str], set[Peer]] = defaultdict(set)  # (component, workload) -> targets
     endpoints = {f"{c}/{e.name}": (c, e) for c, chart in charts.items() for e in chart.meta.endpoints}
@@ -58,6 +60,8 @@ def network_policies(charts: dict[str, Chart], namespaces: dict[str, str], tls_m
         net = chart.meta.network
         for flow in net.flows:
             connect(component, flow.source, component, flow.to, flow.port)
+        for database in chart.meta.databases if backups else []:
+            connect(component, database.backup_workload, component, database.workload, database.port)
         for call in net.calls:
             if call.unless in charts or (call.tls is not None and tls_mode not in call.tls):
                 continue

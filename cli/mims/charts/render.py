@@ -210,7 +210,7 @@ class Renderer:
             "metrics_targets": metrics,
             "image_pull_policy": {"always": "Always", "if-not-present": "IfNotPresent"}[bp.images.pull],
         }
-        policies = network_policies(charts, namespaces, bp.tls.mode)
+        policies = network_policies(charts, namespaces, bp.tls.mode, bp.backup.enabled)
         services = metrics_services(metrics, bp.city.name)
         mirror = Mirror(bp.images.mirror) if bp.images.mirror else None
 

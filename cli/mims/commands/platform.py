@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mims.commands.options import AllowOverBudget, Blueprint, Context, Kubeconfig, Quiet, Yes, json_flag, markdown_flag
 from mims.commands.verify import fail_on, report_tables, run_verification
-from mims.console import Format, err, interactive, new_table, output_format, show
+from mims.console import Format, err, need_confirmation_source, new_table, output_format, show
 from mims.engine.scheduler import CHANGE_KINDS, StackOutcome
 from mims.errors import Drifted, UsageError
 from mims.progress import SILENT, progress_lines
@@ -94,7 +94,7 @@ def up(
     """Deploy the platform: every stack in dependency order, independent stacks in parallel. Creates
     the simulated cluster when the blueprint targets one and it is not running."""
     fmt = output_format(as_json)
-    _need_confirmation_source(yes)
+    need_confirmation_source(yes)
     progress = progress_lines(quiet)
     deployment = _open_deployment(
         blueprint,
@@ -209,18 +209,30 @@ def destroy(
     blueprint: Blueprint,
     yes: Yes = False,
     purge_data: bool = typer.Option(
-        False, "--purge-data", help="Also delete the database volumes and the generated secrets."
+        False, "--purge-data", help="Also delete the database volumes and the generated secrets (not the backups)."
+    ),
+    purge_backups: bool = typer.Option(
+        False, "--purge-backups", help="With --purge-data, delete the backup volumes too: nothing is left to restore."
     ),
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     quiet: Quiet = False,
 ) -> None:
     """Remove the platform, stacks in reverse dependency order. Database volumes (and the
-    namespaces holding them) and the generated secrets are kept unless --purge-data."""
-    _need_confirmation_source(yes)
+    namespaces holding them), backup volumes and the generated secrets are kept unless
+    --purge-data; backup volumes are kept even then, unless --purge-backups."""
+    if purge_backups and not purge_data:
+        raise UsageError("--purge-backups goes with --purge-data: backups are only deleted with the data")
+    need_confirmation_source(yes)
     deployment = _open_deployment(blueprint, kubeconfig=kubeconfig, context=context, progress=progress_lines(quiet))
     if not yes:
-        what = "everything, including the database volumes" if purge_data else "everything but the database volumes"
+        what = (
+            "everything, including the database volumes and their backups"
+            if purge_backups
+            else "everything but the backup volumes"
+            if purge_data
+            else "everything but the database and backup volumes"
+        )
         if not typer.confirm(
             f"Destroy {deployment.engine.stack_name} on {deployment.cluster.kind} cluster "
             f"`{deployment.cluster.name}` ({what})?",
@@ -228,21 +240,19 @@ def destroy(
             err=True,
         ):
             raise typer.Abort()
-    outcomes = deployment.engine.destroy(purge_data=purge_data)
-    kept = (
-        []
-        if purge_data
-        else [
-            "kept: database volumes, their namespaces and the generated secrets "
-            "(`mims destroy --purge-data` removes them)"
-        ]
-    )
+    outcomes, backups_kept = deployment.engine.destroy(purge_data=purge_data, purge_backups=purge_backups)
+    kept = []
+    if not purge_data:
+        kept.append(
+            "kept: database and backup volumes, their namespaces and the generated secrets "
+            "(`mims destroy --purge-data` removes all but the backups)"
+        )
+    elif backups_kept:
+        kept.append(
+            f"kept: the backup volumes in {', '.join(backups_kept)} (`mims restore` reads them after the next "
+            "`mims up`; `--purge-data --purge-backups` removes them)"
+        )
     show(Format.TABLE, table=lambda: [_changestable(outcomes, "Destroyed"), *kept])
-
-
-def _need_confirmation_source(yes: bool) -> None:
-    if not yes and not interactive():
-        raise UsageError("no terminal to confirm on; pass --yes")
 
 
 def _endpoints(deployment: Deployment) -> list[dict]:

@@ -343,13 +343,14 @@ def _lines(budget: Budget, sheet: Sheet, node: NodeType, count: int, work: Workl
     )
 
     bk = sheet.backup_storage
-    backup_gb = requested * budget.backup_factor
+    data = sum(v.gib for v in work.volumes if not v.holds_backups)  # backup volumes are block storage above
+    backup_gb = data * budget.backup_factor
     backup = max(backup_gb * bk.amount, bk.minimum_per_month) if backup_gb > 0 else 0.0
     base = f", at least {bk.minimum_per_month:g} a month" if bk.minimum_per_month else ""
     lines.append(
         Line(
             "backup storage",
-            f"{requested:g} GiB of volumes x {budget.backup_factor:g}{base}",
+            f"{data:g} GiB of data volumes x {budget.backup_factor:g}{base}",
             backup_gb,
             "GB-month",
             bk.amount,
@@ -433,7 +434,7 @@ def _components(
     monthly = {line.category: line.amount for line in lines if line.per == "month" and line.infrastructure}
     shared = monthly["nodes"] + monthly["control plane"] + monthly["egress"]
     backup = monthly["backup storage"]
-    all_gib = sum(v.gib for v in work.volumes)
+    data_gib = sum(v.gib for v in work.volumes if not v.holds_backups)  # what off-site backup storage holds
     result = []
     for name, chart in sorted(rendering.charts.items()):
         pods = [p for p in steady if p.component == name]
@@ -445,7 +446,7 @@ def _components(
         own = (
             sum(billed_gb(v.size, sheet) for v in volumes) * sheet.block_storage.amount
             + len(balancers) * sheet.load_balancer.amount
-            + (backup * sum(v.gib for v in volumes) / all_gib if all_gib else 0)
+            + (backup * sum(v.gib for v in volumes if not v.holds_backups) / data_gib if data_gib else 0)
         )
         result.append(
             ComponentCost(

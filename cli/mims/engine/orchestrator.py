@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi.automation as auto
 
+from mims.charts.footprint import BACKUPS_LABEL
 from mims.charts.render import Rendering
 from mims.engine.locks import clear_stale_lock, locked
 from mims.engine.presence import ObjectRef, missing_objects, object_ref
@@ -85,19 +86,23 @@ class Engine:
 
             return [o for o in self._run(waits, step) if o.name != SECRETS_STEP]
 
-    def destroy(self, purge_data: bool) -> list[StackOutcome]:
-        """Every stack destroyed, the namespaces holding volume claims retained. With `purge_data`
-        those namespaces are deleted afterwards, also the ones an earlier `destroy` or a component
-        switched off left behind (no stack holds them any more), and then the generated secrets."""
+    def destroy(self, purge_data: bool, purge_backups: bool = False) -> tuple[list[StackOutcome], list[str]]:
+        """Every stack destroyed, the namespaces holding volume claims and the backup volumes
+        retained. With `purge_data` those namespaces are deleted afterwards (all but their backup
+        volumes, unless `purge_backups`), also the ones an earlier `destroy` or a component switched
+        off left behind (no stack holds them any more), and then the generated secrets. Returns the
+        outcomes and the namespaces kept for their backups."""
         with _state_errors():
             outcomes = self._run(self._order(reverse=True), self._destroy)
+            kept: list[str] = []
             if purge_data:
-                purge_namespaces(self.target, self.rendering.loaded.blueprint.city.name, self.reporter)
+                city = self.rendering.loaded.blueprint.city.name
+                kept = purge_namespaces(self.target, city, self.reporter, keep_backups=not purge_backups)
                 stack = self.workspaces.existing_stack(SECRETS_PROJECT, self.stack_name, secrets_program({}))
                 if stack is not None:
                     stack.destroy(show_secrets=False)
                     stack.workspace.remove_stack(self.stack_name)
-            return outcomes
+            return outcomes, kept
 
     def states(self) -> list[StackState]:
         """Every stack's last operation and object count, read from the state (all stacks at once:
@@ -344,10 +349,15 @@ def _recover(stack: auto.Stack, progress: Progress) -> None:
         stack.refresh(clear_pending_creates=True, show_secrets=False, suppress_outputs=True)
 
 
-def purge_namespaces(target: Target, city: str, progress: Progress, timeout: float = PURGE_TIMEOUT) -> None:
+def purge_namespaces(
+    target: Target, city: str, progress: Progress, keep_backups: bool, timeout: float = PURGE_TIMEOUT
+) -> list[str]:
     """Deletes the namespaces mims created for `city` that are still on the cluster once every stack
-    is destroyed: the ones retained because they hold volume claims. Returns when they are gone and
-    so are the volumes of their claims that the cluster deletes (reclaim policy Delete)."""
+    is destroyed: the ones retained because they hold volume claims. With `keep_backups`, a
+    namespace holding a backup volume (label mims.io/backups) stays with that volume alone, so a
+    restore after the purge has its dumps. Returns when the deleted namespaces, claims and the
+    volumes the cluster deletes with them (reclaim policy Delete) are gone; returns the namespaces
+    kept for their backups."""
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
@@ -360,30 +370,42 @@ def purge_namespaces(target: Target, city: str, progress: Progress, timeout: flo
                 config_file=str(target.kubeconfig), context=target.context, persist_config=False
             )
         )
-        namespaces = [_name(ns) for ns in core.list_namespace(label_selector=selector).items]
-        volumes = {
-            claim.spec.volume_name
-            for ns in namespaces
-            for claim in core.list_namespaced_persistent_volume_claim(ns).items
-            if claim.spec and claim.spec.volume_name
+        claims = {
+            _name(ns): core.list_namespaced_persistent_volume_claim(_name(ns)).items
+            for ns in core.list_namespace(label_selector=selector).items
         }
-        for name in namespaces:
-            progress.say(f"deleting namespace {name} with its volume claims")
+        kept = sorted(ns for ns, found in claims.items() if keep_backups and any(map(_holds_backups, found)))
+        doomed = [(ns, c) for ns, found in claims.items() for c in found if ns not in kept or not _holds_backups(c)]
+        volumes = {c.spec.volume_name for _, c in doomed if c.spec and c.spec.volume_name}
+        for name in claims:
             try:
-                core.delete_namespace(name)
+                if name in kept:
+                    progress.say(f"deleting the data volume claims of namespace {name}, keeping its backups")
+                    for ns, claim in doomed:
+                        if ns == name:
+                            core.delete_namespaced_persistent_volume_claim(_name(claim), ns)
+                else:
+                    progress.say(f"deleting namespace {name} with its volume claims")
+                    core.delete_namespace(name)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
         deadline = time.monotonic() + timeout
         while True:
-            left = [_name(ns) for ns in core.list_namespace(label_selector=selector).items]
+            left = [_name(ns) for ns in core.list_namespace(label_selector=selector).items if _name(ns) not in kept]
+            left += [
+                f"{ns}/{_name(c)}"
+                for ns in kept
+                for c in core.list_namespaced_persistent_volume_claim(ns).items
+                if not _holds_backups(c)
+            ]
             left += [
                 _name(pv)
                 for pv in core.list_persistent_volume().items
                 if _name(pv) in volumes and pv.spec and pv.spec.persistent_volume_reclaim_policy == "Delete"
             ]
             if not left:
-                return
+                return kept
             if time.monotonic() > deadline:
                 raise DeployError(
                     f"still there {timeout:.0f} s after deleting them: {', '.join(left)}; "
@@ -395,6 +417,10 @@ def purge_namespaces(target: Target, city: str, progress: Progress, timeout: flo
         raise DeployError(
             f"deleting the namespaces that hold the volume claims failed ({reason}); run the command again"
         ) from None
+
+
+def _holds_backups(claim: Any) -> bool:
+    return ((claim.metadata and claim.metadata.labels) or {}).get(BACKUPS_LABEL) == "true"
 
 
 def _count(n: int, noun: str) -> str:

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mims import __version__
+from mims.charts.footprint import BACKUPS_LABEL
 from mims.secrets import is_generated
 
 k8s_version = version("pulumi-kubernetes")
@@ -81,7 +82,7 @@ class StackProgram:
             props["stringData"] = pulumi.Output.secret(values)
         if obj["kind"] == "Service":
             props["metadata"] = {**meta, "annotations": {**(meta.get("annotations") or {}), SKIP_AWAIT: "true"}}
-        retain = obj["kind"] == "Namespace" and meta["name"] in self.retained_namespaces
+        retain = (obj["kind"] == "Namespace" and meta["name"] in self.retained_namespaces) or holds_backups(obj)
         options = pulumi.ResourceOptions(provider=provider, depends_on=depends_on, retain_on_delete=retain)
         return KubernetesObject(resource_name(obj), props, options)
 
@@ -112,12 +113,18 @@ def secret_ref(obj: dict) -> str:
 
 
 def data_namespaces(objects: list[dict]) -> set[str]:
-    """Namespaces holding StatefulSet volume claims: deleting them would delete the data."""
+    """Namespaces holding StatefulSet volume claims or backup volumes: deleting them would delete
+    the data."""
     return {
         obj["metadata"]["namespace"]
         for obj in objects
-        if obj["kind"] == "StatefulSet" and obj.get("spec", {}).get("volumeClaimTemplates")
+        if (obj["kind"] == "StatefulSet" and obj.get("spec", {}).get("volumeClaimTemplates")) or holds_backups(obj)
     }
+
+
+def holds_backups(obj: dict) -> bool:
+    """A backup volume: kept when its stack is destroyed, like the data (`mims destroy`)."""
+    return obj["kind"] == "PersistentVolumeClaim" and (obj["metadata"].get("labels") or {}).get(BACKUPS_LABEL) == "true"
 
 
 def secrets_program(values: dict) -> Callable[[], None]:

@@ -4,12 +4,12 @@ should this one be interrupted), under Pod Security `restricted`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from mims.jobs import wait_for_job
 from mims.verify.probe import ProbeFailed
 
 PROBE_LABEL = "mims.io/verify-probe"
@@ -48,8 +48,7 @@ def reachable(api: client.ApiClient, run_id: str, targets: list[Target], image: 
     )
     try:
         batch.create_namespaced_job(namespace, _job(targets, image))  # type: ignore[arg-type]
-        pod = _finished_pod(core, namespace)
-        log = core.read_namespaced_pod_log(pod, namespace, container="probe")
+        log = wait_for_job(core, namespace, "probe", TIMEOUT_S, ProbeFailed, container="probe").log
     finally:
         _delete_namespace(core, namespace)
     lines = log.splitlines()
@@ -105,22 +104,6 @@ def _job(targets: list[Target], image: str) -> dict:
             },
         },
     }
-
-
-def _finished_pod(core: client.CoreV1Api, namespace: str) -> str:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        for pod in core.list_namespaced_pod(namespace, label_selector="job-name=probe").items:
-            if pod.status is None or pod.metadata is None or pod.metadata.name is None:
-                continue
-            if pod.status.phase in ("Succeeded", "Failed"):
-                return pod.metadata.name
-            for status in pod.status.container_statuses or []:
-                waiting = status.state.waiting if status.state else None
-                if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
-                    raise ProbeFailed(f"the probe pod cannot pull {status.image}: {waiting.message or waiting.reason}")
-        time.sleep(1)
-    raise ProbeFailed(f"the probe Job in {namespace} did not finish within {TIMEOUT_S} s")
 
 
 def _delete_namespace(core: client.CoreV1Api, name: str) -> None:
