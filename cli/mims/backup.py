@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -104,8 +105,7 @@ def back_up(api: client.ApiClient, found: list[Database], backup_id: str, say: C
 
 def list_backups(api: client.ApiClient, found: list[Database], say: Callable[[str], None]) -> list[Backup]:
     """Every backup on the databases' backup volumes, oldest first."""
-    stamp = new_backup_id().lower()
-    results = _run_all(api, found, "backup", f"list-{stamp}", {}, say, command=["bash", "-c", LIST_SCRIPT], keep=False)
+    results = _run_all(api, found, "backup", "list", {}, say, command=["bash", "-c", LIST_SCRIPT], keep=False)
     backups = [
         Backup.from_manifest(line) for done in results.values() for line in done.log.splitlines() if line.strip()
     ]
@@ -140,11 +140,13 @@ def _run_all(
     command: list[str] | None = None,
     keep: bool = True,
 ) -> dict[str, Finished]:
-    """One Job per database from its `<workload>-<kind>` CronJob, all started before any is awaited."""
+    """One Job per database from its `<workload>-<kind>` CronJob, all started before any is awaited.
+    Each run's Jobs have names of their own (a failed restore may be tried again)."""
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     started = {}
+    run = secrets.token_hex(3)
     for database in found:
-        name = f"{database.workload}-{suffix}"[:63].rstrip("-")
+        name = f"{database.workload}-{suffix}"[: 63 - len(run) - 1].rstrip("-") + f"-{run}"
         cron = api.sanitize_for_serialization(
             batch.read_namespaced_cron_job(f"{database.workload}-{kind}", database.namespace)
         )
@@ -184,14 +186,17 @@ def _job_from(cron: dict, name: str, env: dict[str, str], command: list[str] | N
 
 
 def _restart(apps: client.AppsV1Api, database: Database, backup_id: str) -> None:
-    """A new pod template revision (as `kubectl rollout restart`), under a field manager of its own:
-    the application reads the restored data instead of what it cached."""
+    """A new pod template revision of the application, a Deployment or a StatefulSet (as `kubectl
+    rollout restart`), under a field manager of its own: it reads the restored data instead of what
+    it cached."""
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_ANNOTATION: backup_id}}}}}
-    try:
-        apps.patch_namespaced_deployment(database.application, database.namespace, patch, field_manager="mims-restore")
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    for kind in (apps.patch_namespaced_deployment, apps.patch_namespaced_stateful_set):
+        try:
+            kind(database.application, database.namespace, patch, field_manager="mims-restore")
+            return
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
 
 def _delete_job(batch: client.BatchV1Api, namespace: str, name: str) -> None:

@@ -7,7 +7,10 @@ the probe, when the platform is broken on purpose (a write route without its tok
 NetworkPolicy, a missing @context file, a corrupted register, a catalogue without the DCAT-AP 3
 profile, a metrics endpoint Prometheus cannot discover); a device user publishes over MQTT with
 its password and only to its own topics; a declared flow works and an undeclared one does not;
-PostgreSQL rows survive their pod's deletion and a second `mims up --verify`, which changes nothing and verifies."""
+PostgreSQL rows survive their pod's deletion and a second `mims up --verify`, which changes nothing and verifies.
+Last, backups: a scheduled one runs within its schedule; rows and a Keycloak user survive `mims backup now`,
+`mims destroy --purge-data`, `mims up` and `mims restore`, after which `mims verify` passes again; a
+restore of a damaged dump fails and changes nothing."""
 
 from __future__ import annotations
 
@@ -456,3 +459,149 @@ def test_database_rows_survive_the_pod_and_a_second_up(core, platform):
     assert again["verify"]["ok"] is True
     assert all(s["create"] == s["update"] == s["replace"] == s["delete"] == 0 for s in again["stacks"])
     assert psql("SELECT v FROM kept").strip() == "row-1"
+
+
+# -- backups: these run last, in this order; the second one destroys the platform's data ----------------
+
+
+def test_a_scheduled_backup_runs_within_its_schedule(core, platform):
+    mims, _ = platform
+    batch = client.BatchV1Api(mims.api())
+    ns, cron = f"{CITY}-iam", "keycloak-db-backup"
+    original = batch.read_namespaced_cron_job(cron, ns).spec.schedule
+    batch.patch_namespaced_cron_job(cron, ns, {"spec": {"schedule": "* * * * *"}})
+    try:
+        job = wait_for(
+            "a Job of the every-minute schedule succeeded",
+            lambda: next(
+                (
+                    j
+                    for j in batch.list_namespaced_job(ns).items
+                    if any(o.name == cron for o in j.metadata.owner_references or []) and j.status.succeeded
+                ),
+                None,
+            ),
+            timeout=180,
+        )
+    finally:
+        batch.patch_namespaced_cron_job(cron, ns, {"spec": {"schedule": original}})
+    pod = core.list_namespaced_pod(ns, label_selector=f"job-name={job.metadata.name}").items[0]
+    written = json.loads(core.read_namespaced_pod_log(pod.metadata.name, ns).strip().splitlines()[-1])
+    listed = mims.ok("backup", "list", BLUEPRINT, "iam", "--json").json()["backups"]
+    assert written["workload"] == "keycloak-db"
+    assert written["id"] in {b["id"] for b in listed if b["workload"] == "keycloak-db"}
+
+
+def psql(core, sql: str, pod: str = "keycloak-db-0", namespace: str = f"{CITY}-iam") -> str:
+    return run_in(core, pod, namespace, f'psql -U postgres -d keycloak -tAc "{sql}"', container="postgres").strip()
+
+
+def kcadm(core, command: str, password: str = "$(cat /run/secrets/admin/password)") -> str:
+    """Keycloak's admin CLI in the running server's container, logged in as the bootstrap admin `admin`
+    (with the password the server was started with, unless another is given)."""
+    [pod] = core.list_namespaced_pod(f"{CITY}-iam", label_selector="app.kubernetes.io/name=keycloak").items
+    cli = "/opt/keycloak/bin/kcadm.sh"
+    login = (
+        f"{cli} config credentials --config /tmp/kcadm.config --server http://localhost:8080 --realm master "
+        f'--user admin --password "{password}"'
+    )
+    command = f"export JAVA_OPTS=-Xmx64m; {login} && {cli} {command} --config /tmp/kcadm.config"
+    return run_in(core, pod.metadata.name, f"{CITY}-iam", command)
+
+
+def admin_password(core) -> str:
+    secret = core.read_namespaced_secret("keycloak-admin", f"{CITY}-iam")
+    return base64.b64decode(secret.data["password"]).decode()
+
+
+def rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
+    d = apps.read_namespaced_deployment(name, namespace)
+    s = d.status
+    return s.observed_generation == d.metadata.generation and s.updated_replicas == s.ready_replicas == s.replicas
+
+
+def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, platform):
+    mims, _ = platform
+    psql(core, "CREATE TABLE backed_up (v text); INSERT INTO backed_up VALUES ('in-the-backup')")
+    kcadm(core, f"create users -r {REALM} -s username=kept-user -s enabled=true")
+    admin_then = admin_password(core)
+    made = mims.ok("backup", "now", BLUEPRINT, "--json").json()
+    assert {(b["component"], b["workload"], b["id"]) for b in made["backups"]} == {
+        ("iam", "keycloak-db", made["id"]),
+        ("catalogue", "catalogue-db", made["id"]),
+        ("broker", "broker-db", made["id"]),
+    }
+    psql(core, "INSERT INTO backed_up VALUES ('after-the-backup')")
+
+    gone = mims.ok("destroy", BLUEPRINT, "--yes", "--purge-data")
+    assert f"kept: the backup volumes in {CITY}-broker, {CITY}-catalogue, {CITY}-iam" in gone.out
+    mims.ok("up", BLUEPRINT, "--yes")
+    assert psql(core, "SELECT to_regclass('public.backed_up') IS NULL") == "t"  # a new, empty database
+
+    restored = mims.ok("restore", BLUEPRINT, "--from", made["id"], "--yes", "--json").json()
+    assert {r["database"] for r in restored["restored"]} == {"keycloak-db", "catalogue-db", "broker-db"}
+    apps = client.AppsV1Api(mims.api())
+    wait_for("keycloak restarted on the restored data", lambda: rolled_out(apps, f"{CITY}-iam", "keycloak"), 300)
+    assert psql(core, "SELECT v FROM backed_up") == "in-the-backup"
+    assert admin_password(core) != admin_then  # generated again after the purge
+    # The restored realm's administrator is the backup's, with its password of then (docs/operations.md).
+    users = json.loads(kcadm(core, f"get users -r {REALM} -q username=kept-user --fields username", admin_then))
+    assert users == [{"username": "kept-user"}]
+    run, results = verify(mims)  # the clients' secrets are today's (after-restore.sql): every probe passes
+    assert run.code == 0, failed(results)
+
+
+@contextmanager
+def on_backup_volume(core, namespace: str, claim: str):
+    """A restricted busybox pod with a backup volume mounted at /backups, as the backup Jobs' user."""
+    pod = "backup-volume"
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": pod},
+            "spec": {
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 10999,
+                    "runAsGroup": 10999,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": BUSYBOX,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["sleep", "3600"],
+                        "volumeMounts": [{"name": "backups", "mountPath": "/backups"}],
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    }
+                ],
+                "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": claim}}],
+            },
+        },
+    )
+    try:
+        wait_for(f"{pod} Running", lambda: core.read_namespaced_pod(pod, namespace).status.phase == "Running")
+        yield lambda command: run_in(core, pod, namespace, command)
+    finally:
+        core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
+
+
+def test_a_restore_of_a_damaged_backup_fails_and_changes_nothing(core, platform):
+    mims, _ = platform
+    backup_id = mims.ok("backup", "now", BLUEPRINT, "iam", "--json").json()["id"]
+    psql(core, "INSERT INTO backed_up VALUES ('after-the-second-backup')")
+    rows = "in-the-backup,after-the-second-backup"
+    dump = f"/backups/{backup_id}/keycloak.dump"
+    with on_backup_volume(core, f"{CITY}-iam", "keycloak-db-backups") as shell:
+        shell(f"head -c $(( $(stat -c %s {dump}) * 8 / 10 )) {dump} > /backups/cut && mv /backups/cut {dump}")
+    failed_run = mims.run("restore", BLUEPRINT, "--from", backup_id, "iam", "--yes")
+    assert failed_run.code == 11 and "is damaged" in failed_run.err, failed_run.describe()
+    assert psql(core, "SELECT string_agg(v, ',' ORDER BY v DESC) FROM backed_up") == rows
+
+    # The checksum made to match the cut dump: pg_restore fails half-way, and its transaction is never committed.
+    with on_backup_volume(core, f"{CITY}-iam", "keycloak-db-backups") as shell:
+        shell(f"cd /backups/{backup_id} && sha256sum keycloak.dump > SHA256SUMS")
+    failed_run = mims.run("restore", BLUEPRINT, "--from", backup_id, "iam", "--yes")
+    assert failed_run.code == 11 and "restore failed for 1 database(s)" in failed_run.err, failed_run.describe()
+    assert psql(core, "SELECT string_agg(v, ',' ORDER BY v DESC) FROM backed_up") == rows

@@ -86,7 +86,7 @@ def restore(
 ) -> None:
     """Replace the contents of every database (or those of COMPONENTS) with backup --from, then
     restart the applications that use them. Asks first unless --yes. Each database is restored in
-    one transaction: a damaged dump, or one from another PostgreSQL major version, changes nothing."""
+    one transaction: a damaged dump, or one from a newer PostgreSQL major version, changes nothing."""
     from mims import backup
 
     need_confirmation_source(yes)
