@@ -1,3 +1,3 @@
 """mims: a city's blueprint in, a MIMs data platform on Kubernetes out."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -65,11 +65,11 @@ def new_backup_id(now: datetime.datetime | None = None) -> str:
     return (now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def databases(api: client.ApiClient, city: str, components: list[str] | None = None) -> list[Database]:
-    """The city's databases that have a backup CronJob, optionally only those of `components`."""
+def scheduled_databases(api: client.ApiClient, city: str) -> list[Database]:
+    """The city's databases that have a backup CronJob on the cluster."""
     batch = client.BatchV1Api(api)
-    found = []
     listed = batch.list_cron_job_for_all_namespaces(label_selector=f"mims.io/city={city},mims.io/backup")
+    found = []
     for cron in api.sanitize_for_serialization(listed)["items"]:
         meta = cron["metadata"]
         found.append(
@@ -81,7 +81,13 @@ def databases(api: client.ApiClient, city: str, components: list[str] | None = N
                 meta["annotations"]["mims.io/application"],
             )
         )
-    found.sort(key=lambda d: d.name)
+    return sorted(found, key=lambda d: d.name)
+
+
+def databases(api: client.ApiClient, city: str, components: list[str] | None = None) -> list[Database]:
+    """The city's databases that have a backup CronJob, optionally only those of `components`;
+    refuses when there is none (or none of a component named)."""
+    found = scheduled_databases(api, city)
     if components:
         unknown = sorted(set(components) - {d.component for d in found})
         if unknown:

@@ -132,3 +132,11 @@ class BackupFailed(MimsError):
     database and says what to do. A failed restore changed nothing."""
 
     exit_code = 11
+
+
+class DataAtRisk(MimsError):
+    """`mims up` would move a database to a new major version over its old data, or give a stateful
+    workload new volumes in place of its own; nothing was deployed. The message names each workload
+    and the steps that keep the data (backup, restore), or `--allow-data-change`."""
+
+    exit_code = 12

@@ -10,6 +10,7 @@ are stopped when their tests are done and deleted at the end of the session."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import secrets
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import merge
+from kubernetes import client
+from tests.conftest import find, merge
 
 import mims
 from mims import paths
@@ -88,6 +90,7 @@ class Mims:
 
     def __init__(self, home: Path, node: bool = False):
         self.home = home
+        self.python: Path | None = None  # another installation's interpreter (an older release); None: this tree
         self.passphrase = secrets.token_urlsafe(24)
         root = home / "clusters"
         self.cluster: SimCluster | NodeCluster = NodeCluster("mims", root) if node else SimCluster("mims", root)
@@ -96,18 +99,22 @@ class Mims:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
-        env.update(
-            MIMS_HOME=str(self.home),
-            MIMS_PASSPHRASE=self.passphrase,
-            PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        )
+        env.update(MIMS_HOME=str(self.home), MIMS_PASSPHRASE=self.passphrase)
+        if self.python is None:
+            env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+        else:
+            env.pop("PYTHONPATH", None)
         return env
+
+    @property
+    def argv(self) -> list[str]:
+        return [str(self.python or sys.executable), "-m", "mims"]
 
     def run(self, *args: str | Path, timeout: float = COMMAND_TIMEOUT) -> Run:
         argv = tuple(map(str, args))
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "mims", *argv],
+            [*self.argv, *argv],
             env=self.env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -128,7 +135,7 @@ class Mims:
         """`mims ARGS` in a process group of its own (so it can be killed with its `pulumi` children),
         stderr readable line by line."""
         return subprocess.Popen(
-            [sys.executable, "-m", "mims", *map(str, args)],
+            [*self.argv, *map(str, args)],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -251,8 +258,8 @@ def toolchain() -> None:
 def homes(tmp_path_factory):
     """Makes MIMS_HOME folders; deletes every cluster made in them at the end of the session."""
     yield lambda name: tmp_path_factory.mktemp(f"home-{name}")
-    for client in list(RECORD.clients):
-        client.delete()
+    for cluster in list(RECORD.clients):
+        cluster.delete()
 
 
 @pytest.fixture(scope="session")
@@ -320,3 +327,24 @@ def list_objects(api, selector: str | None = None, kinds: set[str] | None = None
                 meta = item["metadata"]
                 found.add((resource["kind"], meta.get("namespace", ""), meta["name"]))
     return found
+
+
+def statefulset_patch(deployed: Deployed, name: str, namespace: str, change) -> dict:
+    """A blueprint fragment with an override that changes the rendered StatefulSet's spec (`change`
+    edits a copy; merge patches replace lists, so the whole changed list goes in)."""
+    spec = copy.deepcopy(find(deployed.rendering, "StatefulSet", name, namespace)["spec"])
+    change(spec)
+    target = {"kind": "StatefulSet", "name": name, "namespace": namespace}
+    return {"overrides": [{"target": target, "patch": {"spec": spec}}]}
+
+
+def with_image(image: str):
+    def change(spec: dict) -> None:
+        spec["template"]["spec"]["containers"][0]["image"] = image
+
+    return change
+
+
+def live_image(deployed: Deployed, name: str, namespace: str) -> str:
+    live = client.AppsV1Api(deployed.mims.api()).read_namespaced_stateful_set(name, namespace)
+    return live.spec.template.spec.containers[0].image

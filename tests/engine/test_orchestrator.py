@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
-from tests.engine.conftest import MANAGED, SMALL_CITY, Deployed, blueprint_copy, deploy, list_objects
+from tests.conftest import find
+from tests.engine.conftest import (
+    MANAGED,
+    SMALL_CITY,
+    Deployed,
+    blueprint_copy,
+    deploy,
+    list_objects,
+    live_image,
+    statefulset_patch,
+    with_image,
+)
 
 from mims.engine.program import data_namespaces, holds_backups, resource_name
 
@@ -103,6 +114,26 @@ def rendered_keys(mims, blueprint: Path, folder: Path) -> dict[tuple[str, str, s
         obj = yaml.safe_load(file.read_text())
         found[(obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])] = file.parent.name
     return found
+
+
+def test_a_database_image_change_deploys_and_says_why_no_backup_came_first(changing_city: Deployed, tmp_path):
+    mims, iam = changing_city.mims, "alderbrook-iam"
+    minor = statefulset_patch(changing_city, "keycloak-db", iam, with_image("docker.io/library/postgres:18.2-alpine"))
+    run = mims.ok("up", blueprint_copy(tmp_path / "minor", patch=minor), "--yes")
+    assert "no backup before the image change of keycloak-db: the simulated cluster runs no containers" in run.err
+    assert live_image(changing_city, "keycloak-db", iam) == "docker.io/library/postgres:18.2-alpine"
+
+
+def test_a_new_major_version_deploys_when_allowed(changing_city: Deployed, tmp_path):
+    mims, iam = changing_city.mims, "alderbrook-iam"
+    major = statefulset_patch(changing_city, "keycloak-db", iam, with_image("docker.io/library/postgres:19.0-alpine"))
+    mims.ok("up", blueprint_copy(tmp_path / "major", patch=major), "--yes", "--allow-data-change")
+    assert live_image(changing_city, "keycloak-db", iam) == "docker.io/library/postgres:19.0-alpine"
+    mims.ok("up", changing_city.blueprint, "--yes", "--allow-data-change")  # back to the blueprint's version
+    rendered = find(changing_city.rendering, "StatefulSet", "keycloak-db", iam)
+    assert (
+        live_image(changing_city, "keycloak-db", iam) == rendered["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
 
 
 def test_switching_a_component_off_deletes_exactly_its_objects(changing_city: Deployed, tmp_path):

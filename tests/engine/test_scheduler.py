@@ -99,6 +99,9 @@ def test_a_failed_stack_makes_mims_up_exit_7_with_the_not_run_list(cli, monkeypa
     class FakeDeployment:
         engine = FailingEngine()
 
+        def protect_data(self, **options):
+            pass
+
     monkeypatch.setattr("mims.engine.deployment.open_deployment", lambda *args, **kwargs: FakeDeployment())
     code, out, err = cli("up", write_blueprint({}), "--yes")
     assert code == 7

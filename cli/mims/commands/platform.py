@@ -89,10 +89,20 @@ def up(
         False, "--verify", help="Then run `mims verify`: exit 8 when a probe fails (the deployment stays)."
     ),
     refresh: Refresh = False,
+    allow_data_change: bool = typer.Option(
+        False,
+        "--allow-data-change",
+        help="Deploy even when a database moves to a new major version or a stateful workload gets new volume "
+        "claims (refused otherwise, with the steps that keep the data).",
+    ),
+    no_backup: bool = typer.Option(
+        False, "--no-backup", help="Do not back up a database whose image changes before deploying."
+    ),
     quiet: Quiet = False,
 ) -> None:
     """Deploy the platform: every stack in dependency order, independent stacks in parallel. Creates
-    the simulated cluster when the blueprint targets one and it is not running."""
+    the simulated cluster when the blueprint targets one and it is not running. Backs up each
+    database whose image changes first, and refuses changes that would lose data (docs/operations.md)."""
     fmt = output_format(as_json)
     need_confirmation_source(yes)
     progress = progress_lines(quiet)
@@ -104,6 +114,7 @@ def up(
         create_cluster=True,
         progress=progress,
     )
+    deployment.protect_data(allow_data_change=allow_data_change, backup_first=not no_backup, say=progress.say)
     if not yes:
         outcomes = deployment.engine.plan(refresh=refresh)
         err.print(_changestable(outcomes, "Plan"))

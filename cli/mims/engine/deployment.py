@@ -3,6 +3,7 @@ the blueprint, applies the budget guard, resolves the cluster and opens the engi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from mims.charts.render import Renderer, Rendering
 from mims.cluster import ClusterConnection, NodeCluster, SimCluster, resolve
 from mims.cost.guard import check_cap
 from mims.cost.model import estimate
+from mims.engine.datasafety import protect_data
 from mims.engine.orchestrator import Engine
 from mims.engine.program import Target
 from mims.engine.progress import Reporter
@@ -34,6 +36,18 @@ class Deployment(Placement):
 
     def workloads(self) -> list[WorkloadState]:
         return workload_states(self.cluster.api_client(), self.rendering.objects())
+
+    def protect_data(self, *, allow_data_change: bool, backup_first: bool, say: Callable[[str], None]) -> None:
+        """Before an update: refuses changes that would lose data, backs up databases whose image
+        changes (mims.engine.datasafety)."""
+        protect_data(
+            self.cluster.api_client(),
+            self.rendering,
+            allow_data_change=allow_data_change,
+            backup_first=backup_first,
+            runs_containers=self.cluster.kind != "sim",
+            say=say,
+        )
 
 
 def open_deployment(
