@@ -4,12 +4,14 @@ only the database admits, and nothing of it when backups are off."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from mims.blueprint import load_blueprint
 from mims.charts.network import NAME_LABEL
 from mims.errors import InvalidInput
-from tests.conftest import find
+from tests.conftest import find, require_tool
 
 DATABASES = {  # the standard city's: namespace, database workload, application restarted after a restore
     "keycloak-db": ("riverton-iam", "keycloak"),
@@ -101,7 +103,7 @@ def test_schedule_retention_and_size_come_from_the_blueprint(write_blueprint, re
     claim = find(rendering, "PersistentVolumeClaim", "keycloak-db-backups", ns)
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
     script = find(rendering, "ConfigMap", "keycloak-db-backup", ns)["data"]["backup.sh"]
-    assert "for ((i = 0; i < count - 3; i++))" in script
+    assert 'while [ "$#" -gt 3 ]; do' in script
 
 
 def test_backups_off_render_none_of_it(write_blueprint, renderer):
@@ -109,6 +111,16 @@ def test_backups_off_render_none_of_it(write_blueprint, renderer):
     names = {(o["kind"], o["metadata"]["name"]) for o in rendering.objects()}
     assert not any(kind == "CronJob" or name.endswith("-backups") for kind, name in names)
     assert not any(name.endswith("-backup") for kind, name in names if kind == "NetworkPolicy")
+
+
+@pytest.mark.parametrize("script", ["backup.sh", "restore.sh"])
+def test_the_rendered_scripts_pass_bash_and_shellcheck(standard, script, tmp_path):
+    text = find(standard, "ConfigMap", "keycloak-db-backup", "riverton-iam")["data"][script]
+    path = tmp_path / script
+    path.write_text(text)
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True).stderr == ""
+    checked = subprocess.run([require_tool("shellcheck"), str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
 
 
 @pytest.mark.parametrize(

@@ -348,3 +348,17 @@ def with_image(image: str):
 def live_image(deployed: Deployed, name: str, namespace: str) -> str:
     live = client.AppsV1Api(deployed.mims.api()).read_namespaced_stateful_set(name, namespace)
     return live.spec.template.spec.containers[0].image
+
+
+def start_real_node(mims: Mims, images: tuple[str, ...]) -> None:
+    """`mims cluster create --node` in the home of `mims`, with the test images (tests/images, built
+    when not cached) loaded into it."""
+    from tests.images.build import build
+
+    from mims.cluster.node import missing_packages
+
+    if missing_packages():
+        pytest.fail(f"a real node needs {', '.join(missing_packages())} (scripts/test installs them)")
+    archives = [build(name) for name in images]
+    mims.ok("cluster", "create", "--node")
+    mims.ok("cluster", "load-images", *archives)

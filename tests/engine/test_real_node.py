@@ -27,11 +27,8 @@ import pytest
 from kubernetes import client
 from tests.conftest import FIXTURES
 from tests.conftest import wait_for as shared_wait_for
-from tests.engine.conftest import Mims
-from tests.images.build import build
+from tests.engine.conftest import Mims, start_real_node
 from tests.mqtt import NOT_AUTHORIZED, Client
-
-from mims.cluster.node import missing_packages
 
 pytestmark = [
     pytest.mark.integration,
@@ -65,13 +62,9 @@ def wait_for(what: str, check, timeout: float = 120.0):
 
 @pytest.fixture(scope="module")
 def platform(homes, toolchain):
-    if missing_packages():
-        pytest.fail(f"a real node needs {', '.join(missing_packages())} (scripts/test installs them)")
-    archives = [build(name) for name in IMAGES]
     mims = Mims(homes("real-node"), node=True)
     try:
-        mims.ok("cluster", "create", "--node")
-        mims.ok("cluster", "load-images", *archives)
+        start_real_node(mims, IMAGES)
         up = mims.ok("up", BLUEPRINT, "--yes", "--json")
         yield mims, up
     finally:
@@ -181,34 +174,38 @@ def run_in(core, pod: str, namespace: str, command: str, container: str | None =
     )
 
 
+def busybox_pod(name: str, uid: int, labels: dict | None = None, claim: str | None = None) -> dict:
+    """A busybox pod that passes restricted Pod Security, optionally with a volume claim at /backups."""
+    container = {
+        "name": "main",
+        "image": BUSYBOX,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sleep", "3600"],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    spec = {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+    }
+    if claim:
+        container["volumeMounts"] = [{"name": "claim", "mountPath": "/backups"}]
+        spec["volumes"] = [{"name": "claim", "persistentVolumeClaim": {"claimName": claim}}]
+    return {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+
+
 def start_probe(core, namespace: str, labels: dict | None = None) -> str:
-    """A busybox pod that passes restricted Pod Security and never turns Ready, so no Service whose
-    selector its labels match ever sends it traffic."""
+    """A busybox pod that never turns Ready, so no Service whose selector its labels match ever
+    sends it traffic."""
     wait_for(f"{namespace}'s ServiceAccount", lambda: core.read_namespaced_service_account("default", namespace))
     name = "probe"
-    core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": name, "labels": labels or {}},
-            "spec": {
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 65534,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": BUSYBOX,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["sleep", "3600"],
-                        "readinessProbe": {"exec": {"command": ["false"]}},
-                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                    }
-                ],
-            },
-        },
-    )
+    pod = busybox_pod(name, 65534, labels)
+    pod["spec"]["containers"][0]["readinessProbe"] = {"exec": {"command": ["false"]}}
+    core.create_namespaced_pod(namespace, pod)
     wait_for(f"{namespace}/{name} Running", lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running")
     return name
 
@@ -553,38 +550,17 @@ def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, plat
 
 @contextmanager
 def on_backup_volume(core, namespace: str, claim: str):
-    """A restricted busybox pod with a backup volume mounted at /backups, as the backup Jobs' user."""
+    """A shell in a restricted busybox pod with a backup volume at /backups, as the backup Jobs' user."""
     pod = "backup-volume"
-    core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": pod},
-            "spec": {
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 10999,
-                    "runAsGroup": 10999,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": BUSYBOX,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["sleep", "3600"],
-                        "volumeMounts": [{"name": "backups", "mountPath": "/backups"}],
-                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                    }
-                ],
-                "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": claim}}],
-            },
-        },
-    )
+    core.create_namespaced_pod(namespace, busybox_pod(pod, 10999, claim=claim))
     try:
         wait_for(f"{pod} Running", lambda: core.read_namespaced_pod(pod, namespace).status.phase == "Running")
         yield lambda command: run_in(core, pod, namespace, command)
     finally:
         core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
+        wait_for(
+            f"{pod} gone", lambda: not core.list_namespaced_pod(namespace, field_selector=f"metadata.name={pod}").items
+        )
 
 
 def test_a_restore_of_a_damaged_backup_fails_and_changes_nothing(core, platform):

@@ -14,11 +14,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from tests.conftest import FIXTURES, REPO
-from tests.engine.conftest import Mims
+from tests.engine.conftest import Mims, start_real_node
 from tests.engine.test_real_node import run_in
-from tests.images.build import build
-
-from mims.cluster.node import missing_packages
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,13 +57,9 @@ def volumes(core: client.CoreV1Api) -> dict[str, str]:
 
 
 def test_an_upgrade_from_the_previous_release_keeps_volumes_data_and_credentials(homes, toolchain, release):
-    if missing_packages():
-        pytest.fail(f"a real node needs {', '.join(missing_packages())} (scripts/test installs them)")
-    archives = [build(name) for name in IMAGES]
     mims = Mims(homes("upgrade"), node=True)
     try:
-        mims.ok("cluster", "create", "--node")
-        mims.ok("cluster", "load-images", *archives)
+        start_real_node(mims, IMAGES)
         mims.python = release
         assert RELEASE in mims.ok("--version").out
         mims.ok("up", BLUEPRINT, "--yes")

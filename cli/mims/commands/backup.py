@@ -127,11 +127,13 @@ def _connect(
 
 
 def _table(backups: list[Backup]):
-    table = new_table("id", "component", "database", "engine", "size", "sha256", "finished")
+    """Narrow enough for 80 columns, so the id (what `mims restore --from` takes) is never cut; the
+    checksum and times are in `--json`."""
+    table = new_table("id", "database", "engine", "size")
+    table.columns[0].no_wrap = True
     for b in backups:
-        version = f"{b.engine} {b.server_version_num // 10000}"
         table.add_row(
-            b.id, b.component, f"{b.workload}/{b.database}", version, _size(b.bytes), b.sha256[:12], b.finished
+            b.id, f"{b.component}/{b.workload}", f"{b.engine} {b.server_version_num // 10000}", _size(b.bytes)
         )
     if not backups:
         err.print("no backups yet: `mims backup now` makes one")
