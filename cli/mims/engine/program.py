@@ -19,9 +19,13 @@ from mims.secrets import is_generated
 
 k8s_version = version("pulumi-kubernetes")
 
-# The provider's Service await re-checks endpoints after a fixed 10 s pause: 10 s per stack for
-# nothing, as the Deployments and StatefulSets behind the Services are awaited anyway.
+# Kinds the provider is told not to await. Services: its await re-checks endpoints after a fixed
+# 10 s pause, 10 s per stack for nothing, as the Deployments and StatefulSets behind them are awaited
+# anyway. PersistentVolumeClaims (the backup volumes; data volumes come from StatefulSets): they
+# bind when their first pod runs (WaitForFirstConsumer), and one kept by `destroy` and bound already
+# was awaited until the provider's timeout on the real node.
 SKIP_AWAIT = "pulumi.com/skipAwait"
+_UNAWAITED_KINDS = {"Service", "PersistentVolumeClaim"}
 # Created before everything else of their stack: the objects that others live in or are typed by.
 _FIRST_KINDS = {"Namespace", "CustomResourceDefinition"}
 
@@ -80,7 +84,7 @@ class StackProgram:
         if is_generated(obj):
             values = self.secret_values[secret_ref(obj)]
             props["stringData"] = pulumi.Output.secret(values)
-        if obj["kind"] == "Service":
+        if obj["kind"] in _UNAWAITED_KINDS:
             props["metadata"] = {**meta, "annotations": {**(meta.get("annotations") or {}), SKIP_AWAIT: "true"}}
         retain = (obj["kind"] == "Namespace" and meta["name"] in self.retained_namespaces) or holds_backups(obj)
         options = pulumi.ResourceOptions(provider=provider, depends_on=depends_on, retain_on_delete=retain)
