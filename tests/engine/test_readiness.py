@@ -7,6 +7,8 @@ import pytest
 from kubernetes import client
 from tests.engine.conftest import MANAGED, Deployed, example_names
 
+from mims.engine.program import holds_backups
+
 pytestmark = pytest.mark.integration
 
 
@@ -40,6 +42,7 @@ def test_workloads_are_available_and_claims_bound(example: Deployed):
         for t in s.spec.volume_claim_templates or []
         for i in range(s.spec.replicas)
     }
+    expected |= {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in rendered if holds_backups(o)}
     assert {(c.metadata.namespace, c.metadata.name) for c in claims} == expected
     assert {c.metadata.name: c.status.phase for c in claims} == {name: "Bound" for _, name in expected}
 
