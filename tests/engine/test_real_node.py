@@ -495,20 +495,29 @@ def psql(core, sql: str, pod: str = "keycloak-db-0", namespace: str = f"{CITY}-i
 
 def kcadm(core, command: str, password: str = "$(cat /run/secrets/admin/password)") -> str:
     """Keycloak's admin CLI in the running server's container, logged in as the bootstrap admin `admin`
-    (with the password the server was started with, unless another is given)."""
-    [pod] = core.list_namespaced_pod(f"{CITY}-iam", label_selector="app.kubernetes.io/name=keycloak").items
+    (with the password the server was started with, unless another is given). Its JVM gets a small
+    heap (kcadm.sh passes KC_OPTS to java) beside the server's in the container's memory limit."""
+    pods = core.list_namespaced_pod(f"{CITY}-iam", label_selector="app.kubernetes.io/name=keycloak").items
+    [pod] = [p for p in pods if p.metadata.deletion_timestamp is None]  # not the one a restart is ending
     cli = "/opt/keycloak/bin/kcadm.sh"
     login = (
         f"{cli} config credentials --config /tmp/kcadm.config --server http://localhost:8080 --realm master "
         f'--user admin --password "{password}"'
     )
-    command = f"export JAVA_OPTS=-Xmx64m; {login} && {cli} {command} --config /tmp/kcadm.config"
+    command = f"export KC_OPTS=-Xmx64m; {login} && {cli} {command} --config /tmp/kcadm.config"
     return run_in(core, pod.metadata.name, f"{CITY}-iam", command)
 
 
-def admin_password(core) -> str:
+class Hidden(str):
+    """A password that a failing test's traceback shows as <hidden>."""
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+def admin_password(core) -> Hidden:
     secret = core.read_namespaced_secret("keycloak-admin", f"{CITY}-iam")
-    return base64.b64decode(secret.data["password"]).decode()
+    return Hidden(base64.b64decode(secret.data["password"]).decode())
 
 
 def rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
