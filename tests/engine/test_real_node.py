@@ -526,6 +526,16 @@ def rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
     return s.observed_generation == d.metadata.generation and s.updated_replicas == s.ready_replicas == s.replicas
 
 
+def statefulset_rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
+    t = apps.read_namespaced_stateful_set(name, namespace)
+    s = t.status
+    return (
+        s.observed_generation == t.metadata.generation
+        and s.current_revision == s.update_revision
+        and s.ready_replicas == s.replicas == t.spec.replicas
+    )
+
+
 def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, platform):
     mims, _ = platform
     psql(core, "CREATE TABLE backed_up (v text); INSERT INTO backed_up VALUES ('in-the-backup')")
@@ -548,6 +558,11 @@ def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, plat
     assert {r["database"] for r in restored["restored"]} == {"keycloak-db", "catalogue-db", "broker-db"}
     apps = client.AppsV1Api(mims.api())
     wait_for("keycloak restarted on the restored data", lambda: rolled_out(apps, f"{CITY}-iam", "keycloak"), 300)
+    wait_for(
+        "ckan restarted on the restored data",
+        lambda: statefulset_rolled_out(apps, f"{CITY}-catalogue", "ckan"),
+        300,
+    )
     assert psql(core, "SELECT v FROM backed_up") == "in-the-backup"
     assert admin_password(core) != admin_then  # generated again after the purge
     # The restored realm's administrator is the backup's, with its password of then (docs/operations.md).
