@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +52,20 @@ def write_blueprint(tmp_path: Path):
         return path
 
     return write
+
+
+def delete_nodes_of_killed_runs() -> None:
+    """A test run that was killed (a lost session, a timeout) leaves its real node's mounts, pods and
+    iptables chains behind, and mims refuses a new node beside them. Those under pytest's temporary
+    folders are this suite's own: deleted as a person would, with `mims cluster delete`."""
+    from mims.cluster import NodeCluster, host
+
+    if host.running_kubelets():
+        return  # a live node, maybe not the suite's: creating one reports it
+    pytest_folders = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    for folder in host.node_folders_with_mounts():
+        if pytest_folders in folder.parents:
+            NodeCluster(folder.name, folder.parent).delete()
 
 
 def require_tool(name: str) -> str:

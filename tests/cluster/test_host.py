@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from mims.cluster import host
+from tests.conftest import FIXTURES
 
-pytestmark = pytest.mark.skipif(
+needs_root_networking = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(p) for p in ("iptables-save", "ipset", "ip")),
     reason="changes iptables, ipsets and links: needs root with iptables, ipset and iproute2",
 )
@@ -21,6 +23,7 @@ def sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
+@needs_root_networking
 def test_restore_undoes_chains_rules_ipsets_links_and_sysctls():
     before = host.snapshot()
     chain, ipset, link = f"MIMS-TEST-{os.getpid()}", f"mims-test-{os.getpid()}", f"mimst{os.getpid() % 10000}"
@@ -61,3 +64,11 @@ def test_a_running_kubelet_is_found_whoever_started_it(fake_kubelet):
     proc.kill()
     proc.wait()
     assert not any(entry.startswith(f"{proc.pid} ") for entry in host.running_kubelets())
+
+
+def test_cluster_folders_are_found_by_their_kubelet_and_containerd_mounts():
+    mounts = (FIXTURES / "host" / "proc-mounts.txt").read_text()
+    assert host.mounted_node_folders(mounts) == [
+        Path("/tmp/pytest-of-root/pytest-26/home real node/clusters/mims"),
+        Path("/var/lib/mims/clusters/city"),
+    ]

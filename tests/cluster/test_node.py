@@ -18,6 +18,7 @@ from mims.cluster import ClusterConnection, NodeCluster, host
 from mims.cluster.node import COREDNS_IMAGE, missing_packages
 from mims.errors import ClusterError
 from mims.toolchain import install
+from tests.conftest import delete_nodes_of_killed_runs
 from tests.conftest import wait_for as shared_wait_for
 from tests.images.build import build
 
@@ -47,6 +48,7 @@ def wait_for(what: str, check, timeout: float = 90.0):
 def machine_before() -> dict:
     if missing_packages():
         pytest.fail(f"a real node needs {', '.join(missing_packages())} (scripts/test installs them)")
+    delete_nodes_of_killed_runs()
     return host.snapshot()
 
 
@@ -286,3 +288,17 @@ def test_no_node_starts_beside_a_running_kubelet(fake_kubelet, tmp_path):
     with pytest.raises(ClusterError, match=rf"a kubelet already runs on this machine: {proc.pid} \("):
         NodeCluster("beside", tmp_path / "clusters").create()
     assert not (tmp_path / "clusters" / "beside" / "state.json").exists()
+
+
+def test_no_node_starts_on_the_mounts_of_a_node_that_did_not_stop(tmp_path):
+    """A node whose processes were killed leaves its mounts (and iptables chains): a new node is
+    refused with the command that deletes the old one."""
+    dead = tmp_path / "killed-home" / "clusters" / "old" / "kubelet"
+    dead.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(dead)], check=True)
+    try:
+        with pytest.raises(ClusterError, match=rf"MIMS_HOME={tmp_path}/killed-home mims cluster delete --name old"):
+            NodeCluster("new", tmp_path / "clusters").create()
+    finally:
+        subprocess.run(["umount", str(dead)], check=True)
+    assert not (tmp_path / "clusters" / "new" / "state.json").exists()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
-from tests.conftest import find, merge
+from tests.conftest import delete_nodes_of_killed_runs, find, merge
 
 import mims
 from mims import paths
@@ -360,5 +360,6 @@ def start_real_node(mims: Mims, images: tuple[str, ...]) -> None:
     if missing_packages():
         pytest.fail(f"a real node needs {', '.join(missing_packages())} (scripts/test installs them)")
     archives = [build(name) for name in images]
+    delete_nodes_of_killed_runs()
     mims.ok("cluster", "create", "--node")
     mims.ok("cluster", "load-images", *archives)

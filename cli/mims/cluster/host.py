@@ -6,6 +6,7 @@ each add some of these (REALNODE measurements are summarised in docs/cluster.md)
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -105,6 +106,25 @@ def running_kubelets() -> list[str]:
         except OSError:  # gone meanwhile, or not ours to read
             pass
     return sorted(found)
+
+
+def node_folders_with_mounts() -> list[Path]:
+    """Cluster folders (`<MIMS_HOME>/clusters/<name>`) that have mounts of kubelet or containerd on
+    this machine. With no kubelet running they belong to a node that did not stop (its process was
+    killed, its session lost): its iptables chains and pod sandboxes are still there, and a new node
+    would take its pod addresses into their rules."""
+    return mounted_node_folders(Path("/proc/mounts").read_text())
+
+
+def mounted_node_folders(mounts: str) -> list[Path]:
+    folders = set()
+    for line in mounts.splitlines():
+        # /proc/mounts writes a space in a path as \040 (tab, newline and backslash likewise in octal)
+        mountpoint = re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), line.split()[1])
+        match = re.match(r"(/.*/clusters/[^/]+)/(kubelet|containerd)(/|$)", mountpoint)
+        if match:
+            folders.add(Path(match.group(1)))
+    return sorted(folders)
 
 
 def kill_pod_processes(containerd_address: str) -> None:

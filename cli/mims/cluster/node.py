@@ -145,6 +145,13 @@ class NodeCluster(LocalCluster):
                 "another MIMS_HOME, or a Kubernetes installed here); a second one would share its cgroups, "
                 "pod network and iptables chains. Stop it first, or use --sim"
             )
+        for folder in host.node_folders_with_mounts():
+            if folder != self.dir:
+                raise ClusterError(
+                    f"a real node that did not stop cleanly left its mounts, pods and iptables chains on this "
+                    f"machine ({folder}); a new node would inherit its rules. Delete it first: "
+                    f"MIMS_HOME={folder.parent.parent} mims cluster delete --name {folder.name} --yes"
+                )
         missing = missing_packages()
         if missing:
             if not settings["install_packages"]:
