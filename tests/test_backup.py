@@ -4,13 +4,17 @@ themselves run on the real node: tests/engine/test_real_node.py)."""
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
+import yaml
+from kubernetes import client
 
-from mims.backup import Backup, _job_from, new_backup_id
+from mims.backup import Backup, _job_from, new_backup_id, rolled_out
 from tests.conftest import FIXTURES, find
 
 MANIFEST = FIXTURES / "backups" / "manifest.json"
+ROLLOUTS = yaml.safe_load((FIXTURES / "backups" / "rollouts.yaml").read_text())
 
 
 def test_a_manifest_line_is_read_into_a_backup():
@@ -58,3 +62,9 @@ def test_a_job_from_a_cronjob_may_run_another_command(cron):
     job = _job_from(cron, "keycloak-db-list", {}, ["bash", "-c", "true"])
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["bash", "-c", "true"]
     assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][0] == "bash"
+
+
+@pytest.mark.parametrize("case", ROLLOUTS, ids=[case["name"] for case in ROLLOUTS])
+def test_restore_waits_until_the_restarted_application_is_rolled_out(case):
+    workload = client.ApiClient().deserialize(json.dumps(case["object"]), case["kind"], "application/json")
+    assert rolled_out(workload) is case["rolled_out"]

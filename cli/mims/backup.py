@@ -10,6 +10,7 @@ import copy
 import datetime
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from mims.errors import BackupFailed, UsageError
 from mims.jobs import Finished, wait_for_job
 
 TIMEOUT_S = 3600  # the CronJobs' activeDeadlineSeconds
+ROLLOUT_TIMEOUT_S = 600  # an application restarted on restored data (Keycloak rebuilds its server before it starts)
 RESTARTED_ANNOTATION = "mims.io/restored-from"
 # Reads every manifest on the backup volume, newest last (ids sort by time).
 LIST_SCRIPT = 'shopt -s nullglob; for m in /backups/[0-9]*T*Z/manifest.json; do cat "$m"; echo; done'
@@ -130,9 +132,15 @@ def restore(api: client.ApiClient, found: list[Database], backup_id: str, say: C
         )
     _run_all(api, found, "restore", f"restore-{backup_id.lower()}", {"MIMS_RESTORE_ID": backup_id}, say)
     apps = client.AppsV1Api(api)
+    restarted = {}
     for database in found:
-        _restart(apps, database, backup_id)
+        restarted[database.name] = (database, _restart(apps, database, backup_id))
         say(f"{database.name}: restored from {backup_id}; {database.application} restarts on the restored data")
+    deadline = time.monotonic() + ROLLOUT_TIMEOUT_S
+    for database, kind in restarted.values():
+        if kind is not None:
+            _wait_for_rollout(apps, kind, database, deadline, backup_id)
+            say(f"{database.name}: {database.application} is ready again")
     return found
 
 
@@ -191,18 +199,55 @@ def _job_from(cron: dict, name: str, env: dict[str, str], command: list[str] | N
     }
 
 
-def _restart(apps: client.AppsV1Api, database: Database, backup_id: str) -> None:
+def _restart(apps: client.AppsV1Api, database: Database, backup_id: str) -> str | None:
     """A new pod template revision of the application, a Deployment or a StatefulSet (as `kubectl
     rollout restart`), under a field manager of its own: it reads the restored data instead of what
-    it cached."""
+    it cached. Returns its kind, None when there is no such application (left out by the blueprint)."""
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_ANNOTATION: backup_id}}}}}
-    for kind in (apps.patch_namespaced_deployment, apps.patch_namespaced_stateful_set):
+    for kind, patch_it in (
+        ("Deployment", apps.patch_namespaced_deployment),
+        ("StatefulSet", apps.patch_namespaced_stateful_set),
+    ):
         try:
-            kind(database.application, database.namespace, patch, field_manager="mims-restore")
-            return
+            patch_it(database.application, database.namespace, patch, field_manager="mims-restore")
+            return kind
         except ApiException as error:
             if error.status != 404:
                 raise
+    return None
+
+
+def _wait_for_rollout(apps: client.AppsV1Api, kind: str, database: Database, deadline: float, backup_id: str) -> None:
+    """Until the restarted application runs only new, ready pods: `mims restore` returns when the
+    platform serves the restored data."""
+    read = apps.read_namespaced_deployment if kind == "Deployment" else apps.read_namespaced_stateful_set
+    while True:
+        workload = read(database.application, database.namespace)
+        if rolled_out(workload):
+            return
+        if time.monotonic() > deadline:
+            raise BackupFailed(
+                f"{database.name} was restored from {backup_id}, but {kind} {database.namespace}/"
+                f"{database.application} did not run ready pods on it within {ROLLOUT_TIMEOUT_S} s: see "
+                f"`kubectl -n {database.namespace} get pods` and the pods' logs"
+            )
+        time.sleep(2)
+
+
+def rolled_out(workload: client.V1Deployment | client.V1StatefulSet) -> bool:
+    """The conditions of `kubectl rollout status`: the controller saw the latest template, every
+    replica runs it and is ready (available, for a Deployment), and no old replica is left."""
+    spec, status, meta = workload.spec, workload.status, workload.metadata
+    if spec is None or status is None or meta is None:
+        return False
+    wanted = spec.replicas if spec.replicas is not None else 1
+    if (status.observed_generation or 0) < (meta.generation or 0):
+        return False
+    if isinstance(workload, client.V1Deployment):
+        return (status.updated_replicas or 0) >= wanted and (status.replicas or 0) == (
+            status.updated_replicas or 0
+        ) == (status.available_replicas or 0)
+    return (status.ready_replicas or 0) >= wanted and status.current_revision == status.update_revision
 
 
 def _delete_job(batch: client.BatchV1Api, namespace: str, name: str) -> None:

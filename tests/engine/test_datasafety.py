@@ -4,6 +4,8 @@ simulated small city stands in for the cluster (its StatefulSets are what is com
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tests.engine.conftest import Deployed, blueprint_copy, live_image, statefulset_patch, with_image
 
@@ -46,3 +48,27 @@ def test_new_volume_claims_for_a_stateful_workload_are_refused(small_city: Deplo
     run = small_city.mims.run("up", blueprint_copy(tmp_path, patch=patch), "--yes")
     assert run.code == 12, run.describe()
     assert "catalogue/catalogue-db: its volume claims change (new, empty volumes): data -> pgdata" in run.err
+
+
+@pytest.mark.integration
+def test_plan_shows_what_up_would_refuse_and_what_it_backs_up_first(small_city: Deployed, tmp_path):
+    """A pull request's plan tells the reviewers before the merge that `up` would refuse it."""
+    before = live_image(small_city, "keycloak-db", IAM)
+    major = statefulset_patch(small_city, "keycloak-db", IAM, with_image("docker.io/library/postgres:19.0-alpine"))
+    run = small_city.mims.run("plan", blueprint_copy(tmp_path, patch=major), "--json")
+    assert run.code == 0, run.describe()
+    [change] = json.loads(run.out)["data_changes"]
+    assert change | {"before": before} == {
+        "kind": "major",
+        "component": "iam",
+        "namespace": IAM,
+        "workload": "keycloak-db",
+        "before": before,
+        "after": "docker.io/library/postgres:19.0-alpine",
+        "refused": True,
+    }
+    minor = statefulset_patch(small_city, "keycloak-db", IAM, with_image("docker.io/library/postgres:18.2-alpine"))
+    run = small_city.mims.run("plan", blueprint_copy(tmp_path, patch=minor), "--markdown")
+    assert run.code == 0, run.describe()
+    assert "| iam/keycloak-db | image: " in run.out and "`mims up` backs up the database first" in run.out
+    assert live_image(small_city, "keycloak-db", IAM) == before  # plan changes nothing

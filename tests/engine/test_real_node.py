@@ -30,6 +30,8 @@ from tests.conftest import wait_for as shared_wait_for
 from tests.engine.conftest import Mims, start_real_node
 from tests.mqtt import NOT_AUTHORIZED, Client
 
+from mims.backup import RESTARTED_ANNOTATION, rolled_out
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root"),
@@ -520,22 +522,6 @@ def admin_password(core) -> Hidden:
     return Hidden(base64.b64decode(secret.data["password"]).decode())
 
 
-def rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
-    d = apps.read_namespaced_deployment(name, namespace)
-    s = d.status
-    return s.observed_generation == d.metadata.generation and s.updated_replicas == s.ready_replicas == s.replicas
-
-
-def statefulset_rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
-    t = apps.read_namespaced_stateful_set(name, namespace)
-    s = t.status
-    return (
-        s.observed_generation == t.metadata.generation
-        and s.current_revision == s.update_revision
-        and s.ready_replicas == s.replicas == t.spec.replicas
-    )
-
-
 def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, platform):
     mims, _ = platform
     psql(core, "CREATE TABLE backed_up (v text); INSERT INTO backed_up VALUES ('in-the-backup')")
@@ -557,12 +543,10 @@ def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, plat
     restored = mims.ok("restore", BLUEPRINT, "--from", made["id"], "--yes", "--json").json()
     assert {r["database"] for r in restored["restored"]} == {"keycloak-db", "catalogue-db", "broker-db"}
     apps = client.AppsV1Api(mims.api())
-    wait_for("keycloak restarted on the restored data", lambda: rolled_out(apps, f"{CITY}-iam", "keycloak"), 300)
-    wait_for(
-        "ckan restarted on the restored data",
-        lambda: statefulset_rolled_out(apps, f"{CITY}-catalogue", "ckan"),
-        300,
-    )
+    # `mims restore` returns once the applications run again on the restored data.
+    keycloak = apps.read_namespaced_deployment("keycloak", f"{CITY}-iam")
+    assert rolled_out(keycloak) and keycloak.spec.template.metadata.annotations[RESTARTED_ANNOTATION] == made["id"]
+    assert rolled_out(apps.read_namespaced_stateful_set("ckan", f"{CITY}-catalogue"))
     assert psql(core, "SELECT v FROM backed_up") == "in-the-backup"
     assert admin_password(core) != admin_then  # generated again after the purge
     # The restored realm's administrator is the backup's, with its password of then (docs/operations.md).

@@ -18,6 +18,7 @@ from mims.errors import Drifted, UsageError
 from mims.progress import SILENT, progress_lines
 
 if TYPE_CHECKING:
+    from mims.engine.datasafety import DataChange
     from mims.engine.deployment import Deployment
 
 Json = Annotated[bool, json_flag("the result")]
@@ -63,14 +64,16 @@ def plan(
         progress=progress_lines(quiet or fmt is not Format.TABLE),
     )
     outcomes = deployment.engine.plan(refresh=refresh)
+    data_changes = deployment.data_changes()
     changed = sum(o.changed for o in outcomes)
     show(
         fmt,
-        data=lambda: _plan_json(deployment, outcomes),
-        markdown=lambda: _plan_markdown(deployment, outcomes),
+        data=lambda: _plan_json(deployment, outcomes) | {"data_changes": [c.as_dict() for c in data_changes]},
+        markdown=lambda: _plan_markdown(deployment, outcomes, data_changes),
         table=lambda: [
             _changestable(outcomes, "Plan"),
             *_drifttable(outcomes),
+            *_datatable(data_changes),
             f"{changed} change{'s' if changed != 1 else ''}" if changed else "no changes",
         ],
     )
@@ -288,7 +291,21 @@ def _plan_json(deployment: Deployment, outcomes: list[StackOutcome]) -> dict:
     }
 
 
-def _plan_markdown(deployment: Deployment, outcomes: list[StackOutcome]) -> str:
+def _datatable(changes: list[DataChange]) -> list[Table]:
+    if not changes:
+        return []
+    table = new_table("workload", "change", "mims up", title="Data")
+    for change in changes:
+        table.add_row(
+            f"{change.component}/{change.workload}",
+            f"{change.kind}: {change.before} -> {change.after}",
+            change.what_up_does(),
+            style="red" if change.refused else None,
+        )
+    return [table]
+
+
+def _plan_markdown(deployment: Deployment, outcomes: list[StackOutcome], data_changes: list[DataChange]) -> str:
     changed = sum(o.changed for o in outcomes)
     lines = [
         f"### mims plan: `{deployment.engine.stack_name}`",
@@ -305,6 +322,14 @@ def _plan_markdown(deployment: Deployment, outcomes: list[StackOutcome]) -> str:
     if drifted := _drifted(outcomes):
         lines += ["", "Changed by hand (put back by `mims up`):", "", "| stack | object | by hand |", "|---|---|---|"]
         lines += [f"| {stack} | {obj} | {what} |" for stack, obj, what in drifted]
+    if data_changes:
+        lines += ["", "Data (databases and volumes):", "", "| workload | change | mims up |", "|---|---|---|"]
+        lines += [
+            f"| {c.component}/{c.workload} | {c.kind}: `{c.before}` -> `{c.after}` | "
+            + ("**" + c.what_up_does() + "**" if c.refused else c.what_up_does())
+            + " |"
+            for c in data_changes
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,20 @@ class DataChange:
         }[self.kind]
         return f"{self.component}/{self.workload}: {what}: {self.before} -> {self.after}"
 
+    @property
+    def refused(self) -> bool:
+        """`mims up` refuses it unless --allow-data-change (an image change within the major version
+        only gets a backup first)."""
+        return self.kind != "image"
+
+    def what_up_does(self) -> str:
+        if self.refused:
+            return "refused by `mims up` unless --allow-data-change (docs/operations.md, Upgrading)"
+        return "`mims up` backs up the database first (unless --no-backup)"
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "refused": self.refused}
+
 
 def data_changes(api: client.ApiClient, rendering: Rendering) -> list[DataChange]:
     """The changes of the rendering to the cluster's stateful workloads that touch their data."""
@@ -117,7 +131,7 @@ def protect_data(
     whose image changes, before anything is deployed, when the blueprint has backups and the
     cluster runs containers. Returns the changes found."""
     changes = data_changes(api, rendering)
-    risky = [c for c in changes if c.kind != "image"]
+    risky = [c for c in changes if c.refused]
     if risky and not allow_data_change:
         raise DataAtRisk(refusal(risky, rendering.loaded.path.name))
     moving = sorted({c.workload for c in changes if c.kind in ("image", "major")})

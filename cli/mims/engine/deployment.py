@@ -13,7 +13,7 @@ from mims.charts.render import Renderer, Rendering
 from mims.cluster import ClusterConnection, NodeCluster, SimCluster, resolve
 from mims.cost.guard import check_cap
 from mims.cost.model import estimate
-from mims.engine.datasafety import protect_data
+from mims.engine.datasafety import DataChange, data_changes, protect_data
 from mims.engine.orchestrator import Engine
 from mims.engine.program import Target
 from mims.engine.progress import Reporter
@@ -36,6 +36,10 @@ class Deployment(Placement):
 
     def workloads(self) -> list[WorkloadState]:
         return workload_states(self.cluster.api_client(), self.rendering.objects())
+
+    def data_changes(self) -> list[DataChange]:
+        """What the blueprint would change of the databases' data (shown by `plan`, guarded by `up`)."""
+        return data_changes(self.cluster.api_client(), self.rendering)
 
     def protect_data(self, *, allow_data_change: bool, backup_first: bool, say: Callable[[str], None]) -> None:
         """Before an update: refuses changes that would lose data, backs up databases whose image
