@@ -243,10 +243,9 @@ def rolled_out(workload: client.V1Deployment | client.V1StatefulSet) -> bool:
     wanted = spec.replicas if spec.replicas is not None else 1
     if (status.observed_generation or 0) < (meta.generation or 0):
         return False
-    if isinstance(workload, client.V1Deployment):
-        return (status.updated_replicas or 0) >= wanted and (status.replicas or 0) == (
-            status.updated_replicas or 0
-        ) == (status.available_replicas or 0)
+    if isinstance(status, client.V1DeploymentStatus):
+        updated = status.updated_replicas or 0
+        return updated >= wanted and (status.replicas or 0) == updated == (status.available_replicas or 0)
     return (status.ready_replicas or 0) >= wanted and status.current_revision == status.update_revision
 
 

@@ -244,9 +244,12 @@ def test_container_ports_are_ports_the_image_serves_or_the_container_configures(
 def test_http_probes_hit_health_endpoints_of_the_image_or_its_configuration(runs, facts):
     def check(run, image):
         endpoints = {(h.port, h.path) for h in image.health}
+        paths = {h.path for h in image.health}
         return [
             None
-            if probe in endpoints or defines(run, probe[1])
+            if probe in endpoints
+            or (probe[1] in paths and configures(run, image, probe[0]))  # the image's endpoint, on the port it is told
+            or defines(run, probe[1])
             else f"probes port {probe[0]} path {probe[1]}, not a health endpoint of the image"
             for probe in sorted(http_probes(run))
         ]

@@ -227,7 +227,7 @@ def blueprint_copy(
         text = text.replace(old, new)
     if patch is not None:
         text = yaml.safe_dump(merge(yaml.safe_load(text), patch), sort_keys=False)
-    for data in ("algorithms", "contexts"):
+    for data in ("algorithms", "contexts", "places"):
         if (source.parent / data).is_dir() and not (folder / data).exists():
             (folder / data).symlink_to(source.parent / data)
     path = folder / name

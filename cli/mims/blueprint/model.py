@@ -248,6 +248,50 @@ class AiRegistryOptions(Strict):
     )
 
 
+class PlacesCollection(Strict):
+    """A static collection of MIM7 Places: a GeoJSON file kept next to the blueprint, served as OGC
+    API Features (docs/components/places.md)."""
+
+    id: DnsLabel = Field(description="Collection id, part of its URL: `/collections/<id>`.")
+    title: Text = Field(description="Title shown in the API, its HTML pages and the catalogue.")
+    description: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="What the features are, for people who find the collection."
+    )
+    licence: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+-]{1,63}$")] = Field(
+        description="SPDX identifier of the data's licence, e.g. `CC-BY-4.0`."
+    )
+    crs: int = Field(
+        ge=1024,
+        le=999_999,
+        description="EPSG code of the coordinates in the file, e.g. `4326` (GeoJSON's longitude/latitude) "
+        "or `25832` (ETRS89 / UTM 32N); checked against the EPSG registry and the data's extent.",
+    )
+    keywords: list[Text] = Field(default_factory=list, max_length=20, description="Search words.")
+    file: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
+        description="GeoJSON FeatureCollection (`.geojson` or `.json`), relative to the blueprint."
+    )
+    id_property: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None,
+        description="Property whose value is each feature's id (in `/items/<id>`); defaults to the "
+        "features' own `id` member.",
+    )
+
+
+class PlacesOptions(Strict):
+    collections: list[PlacesCollection] = Field(
+        default_factory=list, max_length=50, description="Static collections served as OGC API Features."
+    )
+
+    @field_validator("collections")
+    @classmethod
+    def _unique_ids(cls, collections: list[PlacesCollection]) -> list[PlacesCollection]:
+        ids = [c.id for c in collections]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"collection id `{repeated[0]}` is used twice; each collection needs its own")
+        return collections
+
+
 class GatewayOptions(Strict):
     cors_origins: list[Annotated[str, StringConstraints(pattern=ORIGIN_PATTERN)]] = Field(
         default_factory=list, description="Origins allowed to call the public APIs from a browser."
@@ -302,6 +346,14 @@ class AiRegistry(Strict):
     options: AiRegistryOptions = AiRegistryOptions()
 
 
+class Places(Strict):
+    """MIM7: the city's geospatial data as OGC API Features. Off unless the city has data to serve."""
+
+    enabled: bool = Field(False, description="Serve the collections; off by default.")
+    implementation: Implementation = implementation("pygeoapi")
+    options: PlacesOptions = PlacesOptions()
+
+
 class Gateway(Strict):
     enabled: bool = True
     implementation: Implementation = implementation("nginx-oauth2-proxy")
@@ -315,7 +367,7 @@ class Monitoring(Strict):
 
 
 class Components(Strict):
-    """One section per component; every component is on unless `enabled: false`."""
+    """One section per component; every component but `places` is on unless `enabled: false`."""
 
     iam: Iam = Iam()
     broker: Broker = Broker()
@@ -323,6 +375,7 @@ class Components(Strict):
     ingestion: Ingestion = Ingestion()
     catalogue: Catalogue = Catalogue()
     ai_registry: AiRegistry = AiRegistry()
+    places: Places = Places()
     gateway: Gateway = Gateway()
     monitoring: Monitoring = Monitoring()
 
@@ -487,6 +540,14 @@ def cross_checks(blueprint: Blueprint) -> list[tuple[tuple[str, ...], str]]:
                     "mode `cert-manager` needs `acme_email`, the ACME account's contact address",
                 )
             )
+    if "places" in enabled and not blueprint.components.places.options.collections:
+        problems.append(
+            (
+                ("components", "places", "options", "collections"),
+                "`places` is enabled but serves no collection; declare one (id, title, description, licence, "
+                "crs, file) or disable components.places",
+            )
+        )
     for component, (needed, why) in REQUIRES.items():
         if component in enabled and needed not in enabled:
             problems.append(

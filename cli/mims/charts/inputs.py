@@ -1,4 +1,4 @@
-"""Inputs some charts need beyond the blueprint: register entries, JSON-LD contexts."""
+"""Inputs some charts need beyond the blueprint: register entries, JSON-LD contexts, places' collections."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from mims.blueprint.loader import LoadedBlueprint
 from mims.errors import InvalidInput, Problem
+from mims.places.collections import load_collections
 from mims.register import documents
 from mims.register.entries import load_entries, schema
 
@@ -19,6 +20,8 @@ def component_inputs(component: str, loaded: LoadedBlueprint) -> dict[str, Any]:
         return register_inputs(loaded)
     if component == "data-models":
         return {"contexts": contexts(loaded)}
+    if component == "places":
+        return {"collections": [c.chart_input() for c in load_collections(loaded)]}
     return {}
 
 
