@@ -176,6 +176,16 @@ def run_in(core, pod: str, namespace: str, command: str, container: str | None =
     )
 
 
+def run_checked(core, pod: str, namespace: str, command: str, container: str | None = None) -> str:
+    """`run_in` that fails the test, with the output, when the command exits non-zero (exec does not
+    say): a write a test relies on must not fail unseen."""
+    marker = "mims-test-exit="
+    output = run_in(core, pod, namespace, f'{command}; echo "{marker}$?"', container)
+    text, _, status = output.rpartition(marker)
+    assert status.strip() == "0", f"`{command}` in {namespace}/{pod} exited {status.strip()}: {text.strip()}"
+    return text
+
+
 def busybox_pod(name: str, uid: int, labels: dict | None = None, claim: str | None = None) -> dict:
     """A busybox pod that passes restricted Pod Security, optionally with a volume claim at /backups."""
     container = {
@@ -440,7 +450,9 @@ def test_database_rows_survive_the_pod_and_a_second_up(core, platform):
     ns = f"{CITY}-iam"
 
     def psql(sql: str) -> str:
-        return run_in(core, "keycloak-db-0", ns, f'psql -U postgres -tAc "{sql}"', container="postgres")
+        return run_checked(
+            core, "keycloak-db-0", ns, f'psql -U postgres -v ON_ERROR_STOP=1 -tAc "{sql}"', container="postgres"
+        )
 
     psql("CREATE TABLE IF NOT EXISTS kept (v text); INSERT INTO kept VALUES ('row-1')")
     uid = core.read_namespaced_pod("keycloak-db-0", ns).metadata.uid
@@ -492,7 +504,8 @@ def test_a_scheduled_backup_runs_within_its_schedule(core, platform):
 
 
 def psql(core, sql: str, pod: str = "keycloak-db-0", namespace: str = f"{CITY}-iam") -> str:
-    return run_in(core, pod, namespace, f'psql -U postgres -d keycloak -tAc "{sql}"', container="postgres").strip()
+    command = f'psql -U postgres -d keycloak -v ON_ERROR_STOP=1 -tAc "{sql}"'
+    return run_checked(core, pod, namespace, command, container="postgres").strip()
 
 
 def kcadm(core, command: str, password: str = "$(cat /run/secrets/admin/password)") -> str:
@@ -506,8 +519,8 @@ def kcadm(core, command: str, password: str = "$(cat /run/secrets/admin/password
         f"{cli} config credentials --config /tmp/kcadm.config --server http://localhost:8080 --realm master "
         f'--user admin --password "{password}"'
     )
-    command = f"export KC_OPTS=-Xmx64m; {login} && {cli} {command} --config /tmp/kcadm.config"
-    return run_in(core, pod.metadata.name, f"{CITY}-iam", command)
+    command = f"export KC_OPTS=-Xmx64m; {login} >/dev/null && {cli} {command} --config /tmp/kcadm.config"
+    return run_checked(core, pod.metadata.name, f"{CITY}-iam", command)
 
 
 class Hidden(str):
@@ -525,6 +538,9 @@ def admin_password(core) -> Hidden:
 def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, platform):
     mims, _ = platform
     psql(core, "CREATE TABLE backed_up (v text); INSERT INTO backed_up VALUES ('in-the-backup')")
+    apps = client.AppsV1Api(mims.api())
+    # Keycloak reconnects to its database after the earlier tests restarted it.
+    wait_for("keycloak ready", lambda: rolled_out(apps.read_namespaced_deployment("keycloak", f"{CITY}-iam")), 300)
     kcadm(core, f"create users -r {REALM} -s username=kept-user -s enabled=true")
     admin_then = admin_password(core)
     made = mims.ok("backup", "now", BLUEPRINT, "--json").json()
@@ -542,7 +558,6 @@ def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, plat
 
     restored = mims.ok("restore", BLUEPRINT, "--from", made["id"], "--yes", "--json").json()
     assert {r["database"] for r in restored["restored"]} == {"keycloak-db", "catalogue-db", "broker-db"}
-    apps = client.AppsV1Api(mims.api())
     # `mims restore` returns once the applications run again on the restored data.
     keycloak = apps.read_namespaced_deployment("keycloak", f"{CITY}-iam")
     assert rolled_out(keycloak) and keycloak.spec.template.metadata.annotations[RESTARTED_ANNOTATION] == made["id"]
