@@ -565,7 +565,8 @@ def test_rows_and_a_keycloak_user_survive_backup_purge_up_and_restore(core, plat
     assert psql(core, "SELECT v FROM backed_up") == "in-the-backup"
     assert admin_password(core) != admin_then  # generated again after the purge
     # The restored realm's administrator is the backup's, with its password of then (docs/operations.md).
-    users = json.loads(kcadm(core, f"get users -r {REALM} -q username=kept-user --fields username", admin_then))
+    listed = kcadm(core, f"get users -r {REALM} -q username=kept-user --fields username", admin_then)
+    users = json.loads(listed[listed.index("[") :])  # kcadm prints "Logging into ..." before the JSON
     assert users == [{"username": "kept-user"}]
     run, results = verify(mims)  # the clients' secrets are today's (after-restore.sql): every probe passes
     assert run.code == 0, failed(results)
