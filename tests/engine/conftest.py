@@ -32,6 +32,7 @@ from mims import paths
 from mims.blueprint import load_blueprint
 from mims.charts.render import Renderer, Rendering
 from mims.cluster import NodeCluster, SimCluster
+from mims.cluster.local import stored_type
 from mims.cluster.sim import TOOLS
 from mims.secrets import ANNOTATION
 from mims.toolchain import status as toolchain_status
@@ -256,10 +257,21 @@ def toolchain() -> None:
 
 @pytest.fixture(scope="session")
 def homes(tmp_path_factory):
-    """Makes MIMS_HOME folders; deletes every cluster made in them at the end of the session."""
-    yield lambda name: tmp_path_factory.mktemp(f"home-{name}")
+    """Makes MIMS_HOME folders; deletes every cluster made in them at the end of the session, also
+    the simulated ones a `mims` subprocess made (the pipeline test's), which RECORD never saw."""
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(f"home-{name}"))
+        return made[-1]
+
+    yield make
     for cluster in list(RECORD.clients):
         cluster.delete()
+    for home in made:
+        for state in sorted((home / "clusters").glob("*/state.json")):
+            if stored_type(state.parent.name, state.parent.parent) == "sim":
+                SimCluster(state.parent.name, state.parent.parent).delete()
 
 
 @pytest.fixture(scope="session")
